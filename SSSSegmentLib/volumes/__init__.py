@@ -1,0 +1,1 @@
+"""Volume I/O and geometry (DICOM, NIfTI, NRRD, .seg.nrrd)."""

@@ -1,0 +1,89 @@
+"""Volume geometry in the DICOM/ITK patient frame (LPS), and the CT volume container.
+
+Array convention everywhere in the engine: numpy arrays are indexed ``[k, j, i]`` (z, y, x), the
+order SimpleITK's ``GetArrayFromImage`` returns. ``spacing_mm``, ``origin_lps`` and the columns of
+``direction`` are given in ITK order (i, j, k). A voxel index (i, j, k) maps to the LPS point
+``origin_lps + direction @ (spacing_mm * (i, j, k))``. Slicer's RAS is LPS with x and y negated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Grid geometry of a 3D volume (LPS, ITK index order i, j, k)."""
+
+    spacing_mm: tuple[float, float, float]
+    origin_lps: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    direction: tuple[float, ...] = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)  # row-major 3x3
+
+    @property
+    def direction_matrix(self) -> np.ndarray:
+        """3x3 matrix whose columns are the i, j, k axis directions in LPS."""
+        return np.asarray(self.direction, dtype=np.float64).reshape(3, 3)
+
+    @property
+    def voxel_volume_ml(self) -> float:
+        """Volume of one voxel in millilitres (1 mL = 1000 mm^3)."""
+        return float(np.prod(self.spacing_mm)) / 1000.0
+
+    def ijk_to_lps(self) -> np.ndarray:
+        """4x4 homogeneous matrix mapping (i, j, k, 1) to (L, P, S, 1) in mm."""
+        m = np.eye(4)
+        m[:3, :3] = self.direction_matrix @ np.diag(self.spacing_mm)
+        m[:3, 3] = self.origin_lps
+        return m
+
+    def ijk_to_ras(self) -> np.ndarray:
+        """4x4 homogeneous matrix mapping (i, j, k, 1) to Slicer's RAS in mm."""
+        return np.diag([-1.0, -1.0, 1.0, 1.0]) @ self.ijk_to_lps()
+
+    def to_sitk(self, image) -> None:  # noqa: ANN001  (SimpleITK.Image, imported lazily)
+        """Copy this geometry onto a SimpleITK image in place."""
+        image.SetSpacing(tuple(float(s) for s in self.spacing_mm))
+        image.SetOrigin(tuple(float(o) for o in self.origin_lps))
+        image.SetDirection(tuple(float(d) for d in self.direction))
+
+    @classmethod
+    def from_sitk(cls, image) -> Geometry:  # noqa: ANN001
+        """Geometry of a 3D SimpleITK image."""
+        return cls(
+            spacing_mm=tuple(float(s) for s in image.GetSpacing()),
+            origin_lps=tuple(float(o) for o in image.GetOrigin()),
+            direction=tuple(float(d) for d in image.GetDirection()),
+        )
+
+    def allclose(self, other: Geometry, atol: float = 1e-4) -> bool:
+        """True when both grids map voxels to the same points (within ``atol`` mm / cosines)."""
+        return bool(np.allclose(self.ijk_to_lps(), other.ijk_to_lps(), atol=atol))
+
+
+@dataclass(frozen=True)
+class CTVolume:
+    """A CT volume in Hounsfield units with its grid.
+
+    ``hu_zyx``: float32 array, shape (K, J, I) = (slices, rows, columns), values in HU.
+    ``source``: where it came from (path or description), for messages.
+    ``notes``: log lines produced while reading (e.g. gantry-tilt resampling).
+    """
+
+    hu_zyx: np.ndarray
+    geometry: Geometry
+    source: str = ""
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def shape_zyx(self) -> tuple[int, int, int]:
+        return tuple(int(s) for s in self.hu_zyx.shape)  # type: ignore[return-value]
+
+    def to_sitk(self, array_zyx: np.ndarray | None = None):  # noqa: ANN201
+        """A SimpleITK image of ``array_zyx`` (default: the HU array) on this volume's grid."""
+        import SimpleITK as sitk
+
+        image = sitk.GetImageFromArray(self.hu_zyx if array_zyx is None else array_zyx)
+        self.geometry.to_sitk(image)
+        return image
