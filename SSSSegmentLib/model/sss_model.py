@@ -1,0 +1,161 @@
+"""SSSModel: SAM-2 (image encoder, prompt encoder, mask decoder) + DFE + coarse-mask head.
+
+Segmentation is per axial slice: a volume is a batch of 2D slices (B, 3, S, S) prepared by
+``preprocess.ct_to_model_input``. Prompts are in model-input pixel coordinates (x, y).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..errors import SSSSegError
+from .dfe import DFE
+from .heads import CoarseHead
+from .presets import ModelPreset
+
+BOX_CORNER_LABELS = (2, 3)  # SAM-2 encodes a box as its top-left / bottom-right corner points
+
+
+@dataclass
+class SliceFeatures:
+    """Encoder output for B slices (S = model input size, C = SAM-2 hidden width).
+
+    ``image_embed`` (B, C, S/16, S/16): DFE-enhanced lowest-resolution level plus SAM-2's
+    ``no_mem_embed`` (as SAM2ImagePredictor does without memory). ``high_res`` [(B, C/8, S/4, S/4),
+    (B, C/4, S/8, S/8)]: DFE-enhanced levels projected by the decoder's conv_s0 / conv_s1.
+    ``fpn_stride4`` (B, C, S/4, S/4): the DFE-enhanced stride-4 FPN level (coarse head input).
+    """
+
+    image_embed: torch.Tensor
+    high_res: list[torch.Tensor]
+    fpn_stride4: torch.Tensor
+
+    @property
+    def batch_size(self) -> int:
+        return self.image_embed.shape[0]
+
+
+class SSSModel(nn.Module):
+    """The SSS network. ``sam`` is a ``sam2.modeling.sam2_base.SAM2Base``."""
+
+    def __init__(self, sam: nn.Module, preset: ModelPreset) -> None:
+        super().__init__()
+        if not sam.use_high_res_features_in_sam:
+            raise SSSSegError(f"preset {preset.name!r}: the SAM-2 config must use high-res decoder features")
+        self.sam = sam
+        self.preset = preset
+        channels = sam.hidden_dim
+        self.dfe = nn.ModuleList(DFE(channels, preset.dfe_hidden) for _ in range(3))
+        self.coarse_head = CoarseHead(channels)
+        self.sam2_checkpoint_sha256: str | None = None  # set by build_model / load_sss_checkpoint
+        self.checkpoint_info: dict | None = None  # SSS checkpoint metadata, set by load_sss_checkpoint
+
+    @property
+    def image_size(self) -> int:
+        return int(self.sam.image_size)
+
+    def encode(self, images: torch.Tensor, images_strong: torch.Tensor | None = None) -> SliceFeatures:
+        """Slices (B, 3, S, S) -> SliceFeatures. With ``images_strong`` (same shape), DFE fuses the
+        weak (``images``) and strong views and the features are those of the strong view."""
+        self._check_images(images)
+        fpn = self.sam.image_encoder(images)["backbone_fpn"]  # 3 levels: stride 4, 8, 16
+        if images_strong is None:
+            levels = [dfe(f) for dfe, f in zip(self.dfe, fpn, strict=True)]
+        else:
+            self._check_images(images_strong)
+            fpn_s = self.sam.image_encoder(images_strong)["backbone_fpn"]
+            levels = [dfe(f, fs) for dfe, f, fs in zip(self.dfe, fpn, fpn_s, strict=True)]
+        decoder = self.sam.sam_mask_decoder
+        high_res = [decoder.conv_s0(levels[0]), decoder.conv_s1(levels[1])]
+        image_embed = levels[2]
+        if self.sam.directly_add_no_mem_embed:
+            image_embed = image_embed + self.sam.no_mem_embed.view(1, -1, 1, 1)
+        return SliceFeatures(image_embed=image_embed, high_res=high_res, fpn_stride4=levels[0])
+
+    def coarse_logits(self, feats: SliceFeatures) -> torch.Tensor:
+        """Per-class logits (B, 6, S/4, S/4) (softmax over background + 5 classes)."""
+        return self.coarse_head(feats.fpn_stride4)
+
+    def decode(
+        self,
+        feats: SliceFeatures,
+        image_index: torch.Tensor,
+        boxes_xyxy: torch.Tensor | None = None,
+        points_xy: torch.Tensor | None = None,
+        point_labels: torch.Tensor | None = None,
+        multimask: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Refine N prompts into masks: (mask_logits (N, 1, S/4, S/4), iou (N, 1)).
+
+        Prompt n applies to slice ``image_index[n]`` of ``feats``. ``boxes_xyxy`` (N, 4),
+        ``points_xy`` (N, P, 2) with ``point_labels`` (N, P) (1 positive, 0 negative, -1 padding),
+        all in model-input pixel coordinates. With ``multimask`` the decoder proposes 3 masks and
+        the one with the highest predicted IoU is returned. In eval mode a single-mask request
+        uses SAM-2's stability fallback (as the official predictor built by ``build_sam2`` does).
+        """
+        coords, labels = self._prompt_points(image_index, boxes_xyxy, points_xy, point_labels)
+        idx = image_index.to(device=feats.image_embed.device, dtype=torch.long)
+        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= feats.batch_size):
+            raise SSSSegError(f"image_index out of range for {feats.batch_size} encoded slices")
+        sparse, dense = self.sam.sam_prompt_encoder(points=(coords, labels), boxes=None, masks=None)
+        masks, iou, _, _ = self.sam.sam_mask_decoder(
+            image_embeddings=feats.image_embed[idx],
+            image_pe=self.sam.sam_prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=multimask,
+            repeat_image=False,
+            high_res_features=[level[idx] for level in feats.high_res],
+        )
+        if multimask:
+            best = iou.argmax(dim=1)
+            rows = torch.arange(masks.shape[0], device=masks.device)
+            masks, iou = masks[rows, best][:, None], iou[rows, best][:, None]
+        return masks.float(), iou.float()
+
+    def _prompt_points(self, image_index, boxes_xyxy, points_xy, point_labels):
+        """SAM-2 point prompts (N, P', 2) float and labels (N, P') int32: box corners first, then points."""
+        n = image_index.shape[0]
+        device = self.sam.no_mem_embed.device
+        parts: list[tuple[torch.Tensor, torch.Tensor]] = []
+        if boxes_xyxy is not None:
+            if boxes_xyxy.shape != (n, 4):
+                raise SSSSegError(f"boxes_xyxy must be ({n}, 4), got {tuple(boxes_xyxy.shape)}")
+            corner_labels = torch.tensor(BOX_CORNER_LABELS, dtype=torch.int32, device=device).expand(n, 2)
+            parts.append((boxes_xyxy.to(device, torch.float32).reshape(n, 2, 2), corner_labels))
+        if points_xy is not None:
+            ok = points_xy.ndim == 3 and points_xy.shape[0] == n and points_xy.shape[2] == 2
+            if not ok or point_labels is None or point_labels.shape != points_xy.shape[:2]:
+                raise SSSSegError(f"points_xy must be ({n}, P, 2) with point_labels ({n}, P)")
+            parts.append((points_xy.to(device, torch.float32), point_labels.to(device, torch.int32)))
+        if not parts:
+            raise SSSSegError("decode needs a box or points for every prompt")
+        return torch.cat([p[0] for p in parts], dim=1), torch.cat([p[1] for p in parts], dim=1)
+
+    def _check_images(self, images: torch.Tensor) -> None:
+        size = self.image_size
+        if images.ndim != 4 or tuple(images.shape[1:]) != (3, size, size):
+            raise SSSSegError(
+                f"preset {self.preset.name!r} expects images (B, 3, {size}, {size}), "
+                f"got {tuple(images.shape)}"
+            )
+
+    def count_parameters(self) -> dict[str, int]:
+        """Parameter counts by part: encoder, decoder (prompt encoder + mask decoder), dfe,
+        coarse_head, sam_memory (SAM-2's video-memory modules, unused per slice) and total."""
+        def count(module: nn.Module) -> int:
+            return sum(p.numel() for p in module.parameters())
+
+        sam = self.sam
+        counts = {
+            "encoder": count(sam.image_encoder),
+            "decoder": count(sam.sam_prompt_encoder) + count(sam.sam_mask_decoder),
+            "dfe": count(self.dfe),
+            "coarse_head": count(self.coarse_head),
+        }
+        counts["sam_memory"] = count(sam) - counts["encoder"] - counts["decoder"]
+        counts["total"] = count(self)
+        return counts
