@@ -57,6 +57,11 @@ class Geometry:
             direction=tuple(float(d) for d in image.GetDirection()),
         )
 
+    def is_orthonormal(self, atol: float = 1e-4) -> bool:
+        """True when the axis directions are orthogonal unit vectors (not a sheared, gantry-tilt grid)."""
+        d = self.direction_matrix
+        return bool(np.allclose(d.T @ d, np.eye(3), atol=atol))
+
     def allclose(self, other: Geometry, atol: float = 1e-4) -> bool:
         """True when both grids map voxels to the same points (within ``atol`` mm / cosines)."""
         return bool(np.allclose(self.ijk_to_lps(), other.ijk_to_lps(), atol=atol))
@@ -82,7 +87,7 @@ class CTVolume:
 
     def to_sitk(self, array_zyx: np.ndarray | None = None):  # noqa: ANN201
         """A SimpleITK image of ``array_zyx`` (default: the HU array) on this volume's grid."""
-        import SimpleITK as sitk
+        import SimpleITK as sitk  # noqa: N813
 
         image = sitk.GetImageFromArray(self.hu_zyx if array_zyx is None else array_zyx)
         self.geometry.to_sitk(image)
