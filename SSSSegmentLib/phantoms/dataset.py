@@ -1,0 +1,191 @@
+"""A BHSD-like folder of phantoms, and its index reader.
+
+Layout (paths in dataset.json are relative to the dataset folder, nnU-Net/BHSD style)::
+
+    <out_dir>/dataset.json              written last: a folder without it is incomplete
+    <out_dir>/imagesTr/<case>.nii.gz     int16 HU, labelled cases
+    <out_dir>/labelsTr/<case>.nii.gz     uint8 BHSD labels (0 bg, 1 EDH, 2 IPH, 3 IVH, 4 SAH, 5 SDH)
+    <out_dir>/imagesUnlabeled/<case>.nii.gz   int16 HU, cases whose labels are withheld
+
+``dataset.json`` holds ``name``, ``labels``, ``numTraining``, ``training`` [{image, label}],
+``numUnlabeled``, ``unlabeled`` [{image}], and ``generator`` with the master seed, each case's seed,
+the config and the scanner profile, so any case can be regenerated with ``generate_phantom``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..classes import BACKGROUND_LABEL, HEMORRHAGE_CLASSES
+from ..errors import InputError, OutputError
+from ..fsutil import atomic_path
+from ..progress import ProgressCallback, silent
+from .config import SCANNER_PROFILES, Phantom, PhantomConfig, ScannerProfile
+from .generate import generate_phantom
+
+IMAGES_DIR, LABELS_DIR, UNLABELED_DIR = "imagesTr", "labelsTr", "imagesUnlabeled"
+INDEX_NAME = "dataset.json"
+
+
+@dataclass(frozen=True)
+class LabeledCase:
+    case_id: str
+    image: Path
+    label: Path
+
+
+@dataclass(frozen=True)
+class DatasetIndex:
+    """Absolute paths of a dataset's labelled (image + label) and unlabelled (image) cases."""
+
+    root: Path
+    labeled: tuple[LabeledCase, ...]
+    unlabeled: tuple[Path, ...]
+
+
+def case_seeds(seed: int, n: int) -> list[int]:
+    """``n`` per-case seeds derived from ``seed`` (numpy SeedSequence spawn; stable across versions)."""
+    return [int(child.generate_state(1)[0]) for child in np.random.SeedSequence(int(seed)).spawn(n)]
+
+
+def _prepare_dir(out_dir: Path, overwrite: bool) -> None:
+    """Create ``out_dir`` or clear an earlier dataset in it (only with ``overwrite``)."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(f"dataset path exists and is not a directory: {out_dir}")
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        if not overwrite:
+            raise OutputError(f"dataset directory is not empty, not overwriting (use overwrite): {out_dir}")
+        (out_dir / INDEX_NAME).unlink(missing_ok=True)  # first, so a half-rewritten folder never looks complete
+        for sub in (IMAGES_DIR, LABELS_DIR, UNLABELED_DIR):
+            for old in (out_dir / sub).glob("*.nii.gz"):
+                old.unlink()
+    if not out_dir.parent.is_dir():
+        raise OutputError(f"parent directory does not exist: {out_dir.parent}")
+    for sub in ("", IMAGES_DIR, LABELS_DIR, UNLABELED_DIR):
+        (out_dir / sub).mkdir(exist_ok=True)
+
+
+def _write_nifti(array_zyx: np.ndarray, phantom: Phantom, path: Path) -> None:
+    import SimpleITK as sitk  # noqa: N813
+
+    image = sitk.GetImageFromArray(array_zyx)
+    phantom.geometry.to_sitk(image)
+    with atomic_path(path) as tmp:
+        sitk.WriteImage(image, str(tmp), useCompression=True)
+
+
+def _hu_int16(hu_zyx: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(hu_zyx), -32768, 32767).astype(np.int16)
+
+
+def write_dataset(
+    out_dir: Path,
+    n: int,
+    seed: int,
+    labeled_fraction: float = 0.5,
+    config: PhantomConfig = PhantomConfig(),  # noqa: B008 (frozen, immutable)
+    scanner: ScannerProfile = SCANNER_PROFILES["standard"],
+    overwrite: bool = False,
+    progress: ProgressCallback = silent,
+) -> Path:
+    """Generate ``n`` phantoms into ``out_dir`` (BHSD-like layout above); return the dataset.json path.
+
+    The first ``round(n * labeled_fraction)`` cases are labelled, the rest unlabelled. Every file is
+    written atomically; dataset.json comes last. Raises OutputError for a non-empty ``out_dir``
+    unless ``overwrite`` (then the earlier dataset's NIfTI files and index are removed first).
+    """
+    if n < 1:
+        raise InputError(f"number of cases must be >= 1, got {n}")
+    if not 0.0 <= labeled_fraction <= 1.0:
+        raise InputError(f"labeled_fraction must be in [0, 1], got {labeled_fraction}")
+    out_dir = Path(out_dir)
+    _prepare_dir(out_dir, overwrite)
+    seeds = case_seeds(seed, n)
+    n_labeled = round(n * labeled_fraction)
+    training, unlabeled, seed_of_case = [], [], {}
+    for index, case_seed in enumerate(seeds):
+        case_id = f"phantom_{index:04d}"
+        seed_of_case[case_id] = case_seed
+        phantom = generate_phantom(case_seed, config, scanner)
+        if index < n_labeled:
+            _write_nifti(_hu_int16(phantom.hu_zyx), phantom, out_dir / IMAGES_DIR / f"{case_id}.nii.gz")
+            _write_nifti(phantom.labels_zyx, phantom, out_dir / LABELS_DIR / f"{case_id}.nii.gz")
+            training.append({"image": f"./{IMAGES_DIR}/{case_id}.nii.gz", "label": f"./{LABELS_DIR}/{case_id}.nii.gz"})
+        else:
+            _write_nifti(_hu_int16(phantom.hu_zyx), phantom, out_dir / UNLABELED_DIR / f"{case_id}.nii.gz")
+            unlabeled.append({"image": f"./{UNLABELED_DIR}/{case_id}.nii.gz"})
+        progress("phantoms", (index + 1) / n, f"case {index + 1}/{n}")
+    index_path = out_dir / INDEX_NAME
+    with atomic_path(index_path) as tmp:
+        tmp.write_text(json.dumps(_index_json(training, unlabeled, seed, seed_of_case, config, scanner), indent=2))
+    return index_path
+
+
+def _index_json(
+    training: list,
+    unlabeled: list,
+    seed: int,
+    seed_of_case: dict,
+    config: PhantomConfig,
+    scanner: ScannerProfile,
+) -> dict:
+    labels = {str(BACKGROUND_LABEL): "background", **{str(c.label): c.key for c in HEMORRHAGE_CLASSES}}
+    return {
+        "name": "SSSSegment synthetic head-CT phantoms",
+        "description": "Synthetic non-contrast head CT with hemorrhage labels (BHSD label convention)",
+        "tensorImageSize": "3D",
+        "modality": {"0": "CT"},
+        "labels": labels,
+        "numTraining": len(training),
+        "training": training,
+        "numUnlabeled": len(unlabeled),
+        "unlabeled": unlabeled,
+        "generator": {
+            "package": "SSSSegmentLib.phantoms",
+            "seed": int(seed),
+            "case_seeds": seed_of_case,
+            "config": asdict(config),
+            "scanner": asdict(scanner),
+        },
+    }
+
+
+def _resolve(root: Path, entry: object, what: str) -> Path:
+    if not isinstance(entry, str) or not entry:
+        raise InputError(f"{root / INDEX_NAME}: {what} entry is not a path: {entry!r}")
+    path = (root / entry).resolve()
+    if not path.is_file():
+        raise InputError(f"{root / INDEX_NAME}: {what} file listed but missing: {path}")
+    return path
+
+
+def read_dataset_index(dataset_dir: Path) -> DatasetIndex:
+    """Labelled and unlabelled case paths of a dataset folder (from its dataset.json).
+
+    Raises InputError when dataset.json is missing or malformed or a listed file does not exist.
+    """
+    root = Path(dataset_dir)
+    index_path = root / INDEX_NAME
+    if not index_path.is_file():
+        raise InputError(f"not a dataset folder (no {INDEX_NAME}): {root}")
+    try:
+        data = json.loads(index_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputError(f"cannot read {index_path}: {err}") from err
+    if not isinstance(data, dict) or not isinstance(data.get("training", []), list):
+        raise InputError(f"{index_path}: expected an object with a 'training' list")
+    labeled = []
+    for item in data.get("training", []):
+        if not isinstance(item, dict):
+            raise InputError(f"{index_path}: training entry is not an object: {item!r}")
+        image = _resolve(root, item.get("image"), "image")
+        labeled.append(LabeledCase(image.name.split(".")[0], image, _resolve(root, item.get("label"), "label")))
+    unlabeled = []
+    for item in data.get("unlabeled", []) or []:
+        entry = item.get("image") if isinstance(item, dict) else item
+        unlabeled.append(_resolve(root, entry, "unlabeled image"))
+    return DatasetIndex(root.resolve(), tuple(labeled), tuple(unlabeled))
