@@ -12,6 +12,7 @@ import pytest
 from SSSSegmentLib.classes import CLASS_BY_KEY, HEMORRHAGE_CLASSES
 from SSSSegmentLib.errors import InputError, OutputError
 from SSSSegmentLib.evaluation import (
+    LabelMap,
     case_name,
     dice,
     evaluate_case,
@@ -19,7 +20,6 @@ from SSSSegmentLib.evaluation import (
     format_summary_table,
     hd95_mm,
     is_present,
-    read_label_map,
     run_evaluation,
     sensitivity_specificity,
     summarize,
@@ -238,7 +238,7 @@ def test_case_name_strips_extensions_and_suffixes():
 
 def test_read_slicer_labelmap_seg_maps_segment_names(case_dirs):
     pred_dir, _, truth1 = case_dirs
-    label_map = read_label_map(pred_dir / "case01_pred.seg.nrrd")
+    label_map = LabelMap.from_file(pred_dir / "case01_pred.seg.nrrd")
     np.testing.assert_array_equal(label_map.labels_zyx, truth1)
     assert label_map.geometry.spacing_mm == pytest.approx(ANISO_SPACING)
 
@@ -288,10 +288,10 @@ def test_unknown_segment_and_bad_label_values_are_rejected(tmp_path):
     labels[0, 1, 1] = 1
     seg = _write_slicer_labelmap_seg(tmp_path / "x.seg.nrrd", labels, {1: "Skull"})
     with pytest.raises(InputError, match="Skull"):
-        read_label_map(seg)
+        LabelMap.from_file(seg)
     labels[1, 2, 2] = 9
     with pytest.raises(InputError, match="0..5"):
-        read_label_map(_write_sitk(tmp_path / "y.nii.gz", labels))
+        LabelMap.from_file(_write_sitk(tmp_path / "y.nii.gz", labels))
 
 
 def test_slicer_written_cropped_multilayer_seg_lands_on_truth_grid(tmp_path):
@@ -307,10 +307,10 @@ def test_slicer_written_cropped_multilayer_seg_lands_on_truth_grid(tmp_path):
     truth[iph_mask] = IPH
     truth[sdh_mask] = SDH
     seg_path = _write_with_slicer(tmp_path / "pred.seg.nrrd", {"IPH": iph_mask, "SDH": sdh_mask})
-    pred = read_label_map(seg_path)
+    pred = LabelMap.from_file(seg_path)
     assert pred.size_ijk != (10, 8, 4)  # Slicer cropped it to the segments' extent
     truth_path = _write_sitk(tmp_path / "truth.nii.gz", truth, spacing=(0.5, 0.6, 5.0))
-    on_grid = on_grid_of(pred, read_label_map(truth_path))
+    on_grid = on_grid_of(pred, LabelMap.from_file(truth_path))
     np.testing.assert_array_equal(on_grid, truth)  # later segment (SDH) wins on the overlap
 
 
@@ -356,7 +356,7 @@ def test_seg_nrrd_in_ras_space_is_converted_to_lps(tmp_path):
         "Segment0_ID": "s", "Segment0_Name": "EDH", "Segment0_LabelValue": "1", "Segment0_Layer": "0",
     }
     nrrd.write(str(tmp_path / "p.seg.nrrd"), labels, header, index_order="C")
-    pred = read_label_map(tmp_path / "p.seg.nrrd")
+    pred = LabelMap.from_file(tmp_path / "p.seg.nrrd")
     assert pred.geometry.origin_lps == pytest.approx((10.0, 20.0, 30.0))
     assert pred.geometry.direction == pytest.approx((1, 0, 0, 0, 1, 0, 0, 0, 1))
     import SimpleITK as sitk  # noqa: N813
@@ -365,5 +365,5 @@ def test_seg_nrrd_in_ras_space_is_converted_to_lps(tmp_path):
     image.SetSpacing(ANISO_SPACING)
     image.SetOrigin((10.0, 20.0, 30.0))
     sitk.WriteImage(image, str(tmp_path / "t.nii.gz"))
-    on_grid = on_grid_of(pred, read_label_map(tmp_path / "t.nii.gz"))
+    on_grid = on_grid_of(pred, LabelMap.from_file(tmp_path / "t.nii.gz"))
     assert on_grid[1, 2, 3] == CLASS_BY_KEY["EDH"].label and on_grid.sum() == CLASS_BY_KEY["EDH"].label

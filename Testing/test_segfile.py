@@ -12,6 +12,7 @@ import pytest
 from SSSSegmentLib.classes import ANATOMIC_REGION, HEMORRHAGE_CLASSES, TERMINOLOGY_CATEGORY
 from SSSSegmentLib.errors import InputError, OutputError
 from SSSSegmentLib.volumes import Geometry, read_labelmap, write_labelmap
+from SSSSegmentLib.volumes.segfile import slicer_terminology_tag
 
 SHAPE_ZYX = (5, 30, 40)
 
@@ -102,26 +103,97 @@ def test_slicer_reads_seg_nrrd_as_five_segments(tmp_path: Path) -> None:
     np.testing.assert_allclose(image_to_ras, geometry.ijk_to_ras(), atol=1e-5)
 
 
-def test_slicer_4d_layers_are_folded(tmp_path: Path) -> None:
+def _write_raw_seg(path: Path, data: np.ndarray, geometry: Geometry, segments: list[dict[str, str]],
+                   space: str = "left-posterior-superior") -> Path:
+    """A .seg.nrrd written field by field (3D, or 4D C-order [k, j, i, layer]) with ``segments``."""
+    axes = (geometry.direction_matrix @ np.diag(geometry.spacing_mm)).T  # rows = axis vectors i, j, k
+    origin = np.asarray(geometry.origin_lps)
+    if space == "right-anterior-superior":
+        axes, origin = axes * [-1.0, -1.0, 1.0], origin * [-1.0, -1.0, 1.0]
+    if data.ndim == 4:
+        axes, kinds = np.vstack([np.full(3, np.nan), axes]), ["list", "domain", "domain", "domain"]
+    else:
+        kinds = ["domain"] * 3
+    header = {"space": space, "kinds": kinds, "space directions": axes, "space origin": origin}
+    for n, fields in enumerate(segments):
+        header.update({f"Segment{n}_{key}": value for key, value in fields.items()})
+    nrrd.write(str(path), data, header, index_order="C")
+    return path
+
+
+def test_slicer_4d_layers_are_folded_onto_our_classes(tmp_path: Path) -> None:
     geometry = oblique_geometry()
     layers = np.zeros((*SHAPE_ZYX, 2), dtype=np.uint8)  # C order [k, j, i, layer]
     layers[0, :, :5, 0] = 1
     layers[1, :, :5, 0] = 2
     layers[0, :3, :3, 1] = 1  # overlaps the first segment, in its own layer
-    directions = np.vstack([np.full(3, np.nan), (geometry.direction_matrix @ np.diag(geometry.spacing_mm)).T])
-    header = {"space": "left-posterior-superior", "kinds": ["list", "domain", "domain", "domain"],
-              "space directions": directions, "space origin": np.asarray(geometry.origin_lps)}
-    for n, (name, value, layer) in enumerate([("A", 1, 0), ("B", 2, 0), ("C", 1, 1)]):
-        header.update({f"Segment{n}_ID": name, f"Segment{n}_Name": f"seg {name}",
-                       f"Segment{n}_LabelValue": str(value), f"Segment{n}_Layer": str(layer)})
-    path = tmp_path / "multi.seg.nrrd"
-    nrrd.write(str(path), layers, header, index_order="C")
+    sdh = HEMORRHAGE_CLASSES[4]
+    segments = [  # mapped by key, by full name, and by the SNOMED code in the terminology tag
+        {"ID": "A", "Name": "EDH", "LabelValue": "1", "Layer": "0"},
+        {"ID": "B", "Name": "Intraparenchymal hemorrhage", "LabelValue": "2", "Layer": "0"},
+        {"ID": "C", "Name": "bleed", "LabelValue": "1", "Layer": "1",
+         "Tags": f"TerminologyEntry:{slicer_terminology_tag(sdh)}|"},
+    ]
+    path = _write_raw_seg(tmp_path / "multi.seg.nrrd", layers, geometry, segments)
     labels, geometry_back, names = read_labelmap(path)
-    assert names == {1: "seg A", 2: "seg B", 3: "seg C"}
+    assert names == {1: "EDH", 2: "Intraparenchymal hemorrhage", 5: "bleed"}
     assert geometry_back.allclose(geometry, atol=1e-6)
     assert labels.shape == SHAPE_ZYX
-    assert np.all(labels[0, 3:, :5] == 1) and np.all(labels[1, :, :5] == 2) and np.all(labels[0, :3, :3] == 3)
+    assert np.all(labels[0, 3:, :5] == 1) and np.all(labels[1, :, :5] == 2) and np.all(labels[0, :3, :3] == 5)
     assert np.count_nonzero(labels) == np.count_nonzero(layers[..., 0])
+
+
+def test_seg_label_values_are_mapped_to_our_classes(tmp_path: Path) -> None:
+    """Slicer numbers segments 1, 2, ... in its own order: value 1 named "IPH" must come out as IPH."""
+    stored = np.zeros(SHAPE_ZYX, dtype=np.uint8)
+    stored[1, 2:4, 3:6] = 1
+    stored[3, 5, 7] = 2
+    segments = [{"ID": "Segment_1", "Name": "IPH", "LabelValue": "1", "Layer": "0"},
+                {"ID": "Segment_2", "Name": "4", "LabelValue": "2", "Layer": "0"}]  # bare class number: SAH
+    path = _write_raw_seg(tmp_path / "slicer.seg.nrrd", stored, oblique_geometry(), segments)
+    labels, _, names = read_labelmap(path)
+    expected = np.zeros(SHAPE_ZYX, dtype=np.uint8)
+    expected[stored == 1], expected[stored == 2] = 2, 4
+    np.testing.assert_array_equal(labels, expected)
+    assert names == {2: "IPH", 4: "4"}
+
+
+def test_ras_seg_nrrd_is_read_in_lps(tmp_path: Path) -> None:
+    labels, geometry = sample_labels(), oblique_geometry()
+    segments = [{"ID": c.key, "Name": c.name, "LabelValue": str(c.label), "Layer": "0"} for c in HEMORRHAGE_CLASSES]
+    path = _write_raw_seg(tmp_path / "ras.seg.nrrd", labels, geometry, segments, space="right-anterior-superior")
+    labels_back, geometry_back, _ = read_labelmap(path)
+    np.testing.assert_array_equal(labels_back, labels)
+    assert geometry_back.allclose(geometry, atol=1e-6)
+    header_path = _write_raw_seg(tmp_path / "xyz.seg.nrrd", labels, geometry, segments, space="scanner-xyz")
+    with pytest.raises(InputError, match="unsupported NRRD space"):
+        read_labelmap(header_path)
+
+
+def test_unknown_segments_raise_unless_not_strict(tmp_path: Path) -> None:
+    stored = np.zeros(SHAPE_ZYX, dtype=np.uint8)
+    stored[0, 0, 0], stored[2, 3, 4] = 1, 2
+    segments = [{"ID": "s1", "Name": "Skull", "LabelValue": "1", "Layer": "0"},
+                {"ID": "s2", "Name": "SDH", "LabelValue": "2", "Layer": "0"}]
+    path = _write_raw_seg(tmp_path / "mixed.seg.nrrd", stored, oblique_geometry(), segments)
+    with pytest.raises(InputError, match=r"\['Skull'\].*IPH \(Intraparenchymal hemorrhage\)"):
+        read_labelmap(path)
+    labels, _, names = read_labelmap(path, strict=False)  # the user's own segment becomes background
+    assert names == {5: "SDH"} and labels[2, 3, 4] == 5 and np.count_nonzero(labels) == 1
+
+
+def test_plain_values_outside_classes_raise_unless_not_strict(tmp_path: Path) -> None:
+    labels = sample_labels()
+    labels[0, 0, 0] = 9
+    path = tmp_path / "bad.nii.gz"
+    import SimpleITK as sitk  # noqa: N813
+
+    sitk.WriteImage(sitk.GetImageFromArray(labels), str(path))
+    with pytest.raises(InputError, match=r"0\.\.5, found \[9\]"):
+        read_labelmap(path)
+    lenient, _, names = read_labelmap(path, strict=False)
+    np.testing.assert_array_equal(lenient, sample_labels())
+    assert names == {2: "Intraparenchymal hemorrhage", 5: "Subdural hemorrhage"}
 
 
 @pytest.mark.parametrize("name", ["out.nii.gz", "out.nii", "out.nrrd"])
@@ -155,6 +227,10 @@ def test_bad_requests_are_refused(tmp_path: Path) -> None:
         write_labelmap(tmp_path / "out.seg.nrrd", np.zeros((4, 4), np.uint8), oblique_geometry())
     with pytest.raises(InputError, match="does not exist"):
         read_labelmap(tmp_path / "none.seg.nrrd")
+    (tmp_path / "labels.png").write_bytes(b"not a label map")
+    with pytest.raises(InputError, match="not a label map file"):
+        read_labelmap(tmp_path / "labels.png")
+    (tmp_path / "labels.png").unlink()
     assert list(tmp_path.iterdir()) == []
 
 

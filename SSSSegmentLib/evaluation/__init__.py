@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .label_files import LabelMap, on_grid_of, read_label_map
+from .label_files import LabelMap, on_grid_of
 from .metrics import dice, hd95_mm, is_present, sensitivity_specificity, volume_ml
 from .report import case_name, evaluate_dirs, format_summary_table, pair_cases, write_cases_csv
 from .results import CaseResult, ClassResult, ClassSummary, EvaluationSummary, evaluate_case, summarize
@@ -12,7 +12,7 @@ from .results import CaseResult, ClassResult, ClassSummary, EvaluationSummary, e
 __all__ = [
     "CaseResult", "ClassResult", "ClassSummary", "EvaluationSummary", "LabelMap", "case_name", "dice",
     "evaluate_case", "evaluate_dirs", "format_summary_table", "hd95_mm", "is_present", "on_grid_of",
-    "pair_cases", "read_label_map", "run_evaluation", "sensitivity_specificity", "summarize", "volume_ml",
+    "pair_cases", "run_evaluation", "sensitivity_specificity", "summarize", "volume_ml",
     "write_cases_csv",
 ]
 

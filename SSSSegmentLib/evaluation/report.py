@@ -14,7 +14,9 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..fsutil import atomic_path, check_writable_output
-from .label_files import LABEL_SUFFIXES, label_suffix, on_grid_of, read_label_map
+from ..volumes.io import full_suffix
+from ..volumes.segfile import LABEL_SUFFIXES
+from .label_files import LabelMap, on_grid_of
 from .results import CaseResult, EvaluationSummary, evaluate_case, summarize
 
 CASE_SUFFIXES = ("_pred", "_seg")
@@ -27,7 +29,7 @@ CSV_COLUMNS = (
 def case_name(path: Path) -> str:
     """Case name of a label file: the name without label extension and one ``_pred``/``_seg`` suffix."""
     name = Path(path).name
-    suffix = label_suffix(path) or ""
+    suffix = full_suffix(Path(path), LABEL_SUFFIXES) or ""
     stem = name[: len(name) - len(suffix)]
     for tail in CASE_SUFFIXES:
         if stem.lower().endswith(tail) and len(stem) > len(tail):
@@ -42,7 +44,7 @@ def label_files_by_case(directory: Path) -> dict[str, Path]:
         raise InputError(f"not a directory: {directory}")
     by_case: dict[str, Path] = {}
     for path in sorted(directory.iterdir()):
-        if not path.is_file() or label_suffix(path) is None or path.name.startswith("."):
+        if not path.is_file() or full_suffix(path, LABEL_SUFFIXES) is None or path.name.startswith("."):
             continue
         name = case_name(path)
         if name in by_case:
@@ -87,8 +89,8 @@ def evaluate_dirs(
 
 
 def _evaluate_pair(name: str, pred_path: Path, truth_path: Path, min_volume_ml: float) -> CaseResult:
-    truth = read_label_map(truth_path)
-    pred_zyx = on_grid_of(read_label_map(pred_path), truth)
+    truth = LabelMap.from_file(truth_path)
+    pred_zyx = on_grid_of(LabelMap.from_file(pred_path), truth)
     return evaluate_case(pred_zyx, truth.labels_zyx, truth.geometry.spacing_mm, name, min_volume_ml)
 
 

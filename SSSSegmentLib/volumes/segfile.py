@@ -3,10 +3,15 @@
 Label maps are uint8 arrays indexed [k, j, i] with the values of ``classes.HEMORRHAGE_CLASSES``
 (0 background, 1 EDH .. 5 SDH). The ``.seg.nrrd`` form is one layer holding all five segments,
 each named, coloured and coded with SNOMED CT terminology so Slicer shows them as a segmentation.
+
+:func:`read_labelmap` is the project's one reader of label-map files (Slicer module, engine and
+evaluation): it maps any Slicer segmentation (3D or 4D, LPS or RAS, cropped or not) onto our class
+values.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +30,10 @@ from .io import check_nifti_can_store, full_suffix
 
 SEG_SUFFIX = ".seg.nrrd"
 PLAIN_LABEL_SUFFIXES = (".nii.gz", ".nii", ".nrrd")
+LABEL_SUFFIXES = (SEG_SUFFIX, *PLAIN_LABEL_SUFFIXES)  # ".seg.nrrd" first: it also ends with ".nrrd"
 LPS_SPACE = "left-posterior-superior"
+_LPS_NAMES = (LPS_SPACE, "lps")
+_RAS_NAMES = ("right-anterior-superior", "ras")
 _CONVERSION_PARAMETERS = (
     "Collapse labelmaps|1|Merge the labelmaps into as few shared labelmaps as possible.&"
     "Compute surface normals|1|Compute surface normals.&"
@@ -141,22 +149,54 @@ def _write_plain_labelmap(path: Path, labels: np.ndarray, geometry: Geometry) ->
         raise OutputError(f"could not write {path}: {str(exc).strip().splitlines()[-1]}") from exc
 
 
-def read_labelmap(path: Path) -> tuple[np.ndarray, Geometry, dict[int, str]]:
-    """Read a label map: (uint8 labels [k, j, i], geometry, {label value: segment name}).
+def read_labelmap(path: Path, strict: bool = True) -> tuple[np.ndarray, Geometry, dict[int, str]]:
+    """Read a label map in OUR class values: (uint8 labels [k, j, i] 0..5, geometry, names).
 
-    ``.seg.nrrd``: values and names from the segment metadata; Slicer's 4D form (one layer per
-    segment along the first file axis) is folded to one label per voxel, segment N getting label
-    N + 1 (later segments win where they overlap). Plain NIfTI/NRRD: names from the class table.
+    ``geometry`` is the file's own grid in LPS (a Slicer ``.seg.nrrd`` stored in RAS is converted;
+    one Slicer cropped to the segments' extent keeps its cropped grid, whose origin says where it
+    lies: padding it onto a reference grid is the caller's job, e.g. ``evaluation.on_grid_of``).
+    ``names`` maps each class label to the name of the segment read for it (``.seg.nrrd``) or to the
+    class name (plain NIfTI/NRRD: only the classes present).
+
+    ``.seg.nrrd``: 3D (one layer) or Slicer's 4D form (one layer per group of segments, list axis
+    first in the file); each segment is mapped to a class by name or ID (class key such as "IPH" or
+    full name, case-insensitive), else by the SNOMED CT type code in its terminology tag, else by a
+    name that is just the class label number; later segments win where segments overlap. A
+    ``.seg.nrrd`` without segment fields is read as a plain label map.
+
+    ``strict`` (default): InputError for a segment that is not one of our classes (the message lists
+    the accepted names) or a plain label value outside 0..5. ``strict=False`` drops those to
+    background instead, for Slicer segmentations that hold the user's own segments beside ours.
+    InputError also for a missing file, an unsupported extension or unreadable content.
     """
     path = Path(path)
-    if not path.exists():
+    suffix = full_suffix(path, LABEL_SUFFIXES)
+    if suffix is None:
+        raise InputError(f"not a label map file (expected one of {', '.join(LABEL_SUFFIXES)}): {path}")
+    if not path.is_file():
         raise InputError(f"label map does not exist: {path}")
-    if path.name.lower().endswith(SEG_SUFFIX):
-        return _read_seg_nrrd(path)
-    return _read_plain_labelmap(path)
+    if suffix == SEG_SUFFIX:
+        return _read_seg_nrrd(path, strict)
+    return _read_plain_labelmap(path, strict)
 
 
-def _read_plain_labelmap(path: Path) -> tuple[np.ndarray, Geometry, dict[int, str]]:
+def _class_labels(values: np.ndarray, path: Path, strict: bool) -> np.ndarray:
+    """``values`` (a plain label map) as uint8 class labels; values outside 0..5 raise or become 0."""
+    present = np.unique(values).tolist()
+    bad = [v for v in present if v != int(v) or not 0 <= v <= max(CLASS_BY_LABEL)]
+    if bad and strict:
+        raise InputError(f"label values must be 0..{max(CLASS_BY_LABEL)}, found {bad[:10]}: {path}")
+    if bad:
+        values = np.where(np.isin(values, bad), 0, values)
+    return np.asarray(values).astype(np.uint8)
+
+
+def _class_names(labels: np.ndarray) -> dict[int, str]:
+    """{label: class name} for the classes present in ``labels``."""
+    return {int(v): CLASS_BY_LABEL[int(v)].name for v in np.unique(labels) if v != 0}
+
+
+def _read_plain_labelmap(path: Path, strict: bool) -> tuple[np.ndarray, Geometry, dict[int, str]]:
     import SimpleITK as sitk  # noqa: N813
 
     try:
@@ -164,22 +204,24 @@ def _read_plain_labelmap(path: Path) -> tuple[np.ndarray, Geometry, dict[int, st
     except RuntimeError as exc:
         raise InputError(f"cannot read label map {path}: {str(exc).strip().splitlines()[-1]}") from exc
     if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
-        raise InputError(f"label map {path} is not a 3D single-channel image (size {image.GetSize()})")
-    labels = sitk.GetArrayFromImage(image)
-    names = {int(v): (CLASS_BY_LABEL[int(v)].name if int(v) in CLASS_BY_LABEL else f"label {int(v)}")
-             for v in np.unique(labels) if v != 0}
-    return labels.astype(np.uint8), Geometry.from_sitk(image), names
+        raise InputError(f"label map must be a 3D scalar image, got {image.GetDimension()}D with "
+                         f"{image.GetNumberOfComponentsPerPixel()} component(s): {path}")
+    labels = _class_labels(sitk.GetArrayFromImage(image), path, strict)
+    return labels, Geometry.from_sitk(image), _class_names(labels)
 
 
 def _geometry_from_nrrd(header: dict, path: Path) -> Geometry:
-    """LPS geometry from ``space directions``/``space origin`` (spatial axes only)."""
+    """LPS geometry of the three spatial axes of a NRRD header (an RAS space is converted)."""
     space = str(header.get("space", "")).lower()
-    if space not in (LPS_SPACE, "right-anterior-superior"):
+    if space not in _LPS_NAMES + _RAS_NAMES:
         raise InputError(f"{path}: unsupported NRRD space {space!r} (need left-posterior-superior)")
-    rows = [np.asarray(d, dtype=np.float64) for d in header["space directions"]]
-    axes = np.stack([d for d in rows if d is not None and np.all(np.isfinite(d))], axis=1)  # columns
+    rows = [np.asarray(d, dtype=np.float64) for d in header.get("space directions", [])]
+    spatial = [d for d in rows if d.shape == (3,) and np.all(np.isfinite(d))]
+    if len(spatial) != 3:
+        raise InputError(f"{path}: needs three spatial 'space directions', found {len(spatial)}")
+    axes = np.stack(spatial, axis=1)  # columns = axis vectors i, j, k
     origin = np.asarray(header.get("space origin", np.zeros(3)), dtype=np.float64)
-    if space != LPS_SPACE:
+    if space in _RAS_NAMES:
         flip = np.diag([-1.0, -1.0, 1.0])
         axes, origin = flip @ axes, flip @ origin
     spacing = np.linalg.norm(axes, axis=0)
@@ -187,32 +229,79 @@ def _geometry_from_nrrd(header: dict, path: Path) -> Geometry:
                     direction=tuple(float(x) for x in (axes / spacing[None, :]).ravel()))
 
 
-def _segments(header: dict) -> list[tuple[str, int, int]]:
-    """(name, label value, layer) of each SegmentN in the header, in order."""
-    segments = []
-    n = 0
-    while f"Segment{n}_ID" in header:
-        name = str(header.get(f"Segment{n}_Name", header[f"Segment{n}_ID"]))
-        segments.append((name, int(header.get(f"Segment{n}_LabelValue", 1)),
-                         int(header.get(f"Segment{n}_Layer", 0))))
-        n += 1
-    return segments
+def _segment_fields(header: dict) -> list[dict[str, str]]:
+    """Per segment N (0, 1, ...): its header fields without the ``Segment<N>_`` prefix."""
+    fields: dict[int, dict[str, str]] = {}
+    for key, value in header.items():
+        match = re.fullmatch(r"Segment(\d+)_(\w+)", key)
+        if match:
+            fields.setdefault(int(match.group(1)), {})[match.group(2)] = str(value)
+    return [fields[n] for n in sorted(fields)]
 
 
-def _read_seg_nrrd(path: Path) -> tuple[np.ndarray, Geometry, dict[int, str]]:
+def class_of_segment(segment: dict[str, str]) -> int | None:
+    """Our label for a Slicer segment's fields (``Name``, ``ID``, ``Tags``), or None when not ours.
+
+    By name or ID (class key or full name, case-insensitive), else by the SNOMED CT type code in
+    the terminology tag, else by a name that is just a class label number.
+    """
+    for text in (segment.get("Name", ""), segment.get("ID", "")):
+        wanted = text.strip().lower()
+        for hclass in HEMORRHAGE_CLASSES:
+            if wanted in (hclass.key.lower(), hclass.name.lower()):
+                return hclass.label
+    tags = segment.get("Tags", "")
+    for hclass in HEMORRHAGE_CLASSES:
+        if f"{hclass.property_type.scheme}^{hclass.property_type.value}^" in tags:
+            return hclass.label
+    name = segment.get("Name", "").strip()
+    return int(name) if name.isdigit() and int(name) in CLASS_BY_LABEL else None
+
+
+def _read_seg_nrrd(path: Path, strict: bool) -> tuple[np.ndarray, Geometry, dict[int, str]]:
     import nrrd
 
     try:
         data, header = nrrd.read(str(path), index_order="C")
     except (nrrd.NRRDError, OSError, ValueError) as exc:
         raise InputError(f"cannot read segmentation {path}: {exc}") from exc
-    geometry = _geometry_from_nrrd(header, path)
-    segments = _segments(header)
     if data.ndim == 3:
-        return data.astype(np.uint8), geometry, {value: name for name, value, _ in segments}
-    if data.ndim != 4:
-        raise InputError(f"segmentation {path} has {data.ndim} dimensions; expected 3 or 4")
-    labels = np.zeros(data.shape[:3], dtype=np.uint8)  # C order: the layer axis (fastest in file) is last
-    for n, (_, value, layer) in enumerate(segments):
-        labels[data[..., layer] == value] = n + 1
-    return labels, geometry, {n + 1: name for n, (name, _, _) in enumerate(segments)}
+        layers = data[..., np.newaxis]
+    elif data.ndim == 4 and str(header.get("kinds", ["list"])[0]) in ("list", "vector", "none"):
+        layers = data  # C order puts the file's first (list) axis last: [k, j, i, layer]
+    else:
+        raise InputError(f"segmentation must be 3D or 4D with a leading list axis, "
+                         f"got shape {data.shape}: {path}")
+    geometry = _geometry_from_nrrd(header, path)
+    segments = _segment_fields(header)
+    if segments:
+        labels, names = _labels_from_segments(layers, segments, path, strict)
+        return labels, geometry, names
+    if layers.shape[-1] != 1:
+        raise InputError(f"4D segmentation without Segment<N>_ header fields: {path}")
+    labels = _class_labels(layers[..., 0], path, strict)  # a plain label map under a .seg.nrrd name
+    return labels, geometry, _class_names(labels)
+
+
+def _labels_from_segments(layers: np.ndarray, segments: list[dict[str, str]], path: Path,
+                          strict: bool) -> tuple[np.ndarray, dict[int, str]]:
+    """Class labels [k, j, i] and {label: segment name} from segment layers [k, j, i, layer]."""
+    labels = np.zeros(layers.shape[:3], dtype=np.uint8)
+    names: dict[int, str] = {}
+    unmapped = []
+    for n, segment in enumerate(segments):
+        name = segment.get("Name", segment.get("ID", f"Segment{n}"))
+        our_label = class_of_segment(segment)
+        if our_label is None:
+            unmapped.append(name)
+            continue
+        layer = int(segment.get("Layer", n if layers.shape[-1] > 1 else 0))
+        if not 0 <= layer < layers.shape[-1]:
+            raise InputError(f"segment {n} refers to layer {layer} of {layers.shape[-1]}: {path}")
+        labels[layers[..., layer] == int(segment.get("LabelValue", 1))] = our_label
+        names[our_label] = name
+    if unmapped and strict:
+        accepted = ", ".join(f"{c.key} ({c.name})" for c in HEMORRHAGE_CLASSES)
+        raise InputError(f"segments not recognised as hemorrhage classes: {unmapped}; "
+                         f"name them {accepted}: {path}")
+    return labels, names
