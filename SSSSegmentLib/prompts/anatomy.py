@@ -1,0 +1,190 @@
+"""Skull-derived anatomy on the volume grid: the intracranial cavity and the distance to the inner table.
+
+Arrays are indexed ``[k, j, i]``; ``Geometry.spacing_mm`` is in ITK order (i, j, k), so every
+scipy ``sampling`` below is the reversed tuple ``(s_k, s_j, s_i)``.
+
+Cavity recipe (``intracranial_cavity``):
+
+1. bone = HU >= ``bone_hu`` (default 300 HU: cortical bone, well above blood and contrast-free brain).
+2. Close small gaps of the skull ring in each axial slice with a Euclidean disk of radius
+   ``closing_mm`` (distance transforms with the in-plane spacing), so sutures, thin temporal
+   squama and partial-volume breaks do not open the ring.
+3. 3D fall-back for rings still open on one slice (a fracture line, partial volume near the vertex
+   or the skull base): with ``bridge_slices``, a pixel with bone at the same (j, i) on both the
+   slice above and the slice below becomes bone too (a closing along k with a 3-voxel line).
+4. Per slice, fill the holes of the closed ring; in 3D, fill the holes of the closed bone stack
+   (spaces enclosed only in 3D, e.g. under a vertex cap). The cavity is the union of both fills
+   minus the closed bone. A slice whose cavity still covers less than
+   ``fallback_min_bbox_fraction`` of the bounding box of its bone (skull base: the ring leaks
+   through the mastoid air cells, the foramina, the orbits) is closed again with the larger radii
+   ``fallback_closing_mm`` in turn until it does. This may admit some extracranial soft tissue at
+   the skull base; dropping a posterior-fossa bleed would be worse.
+5. Holes of the cavity no larger than ``calcification_max_mm2`` in a slice (pineal / choroid
+   plexus / falx calcifications, all >= 300 HU) are given back to the cavity; voxels below
+   ``min_content_hu`` (air and fat: sinuses, mastoid cells, orbits) are taken out of it.
+6. Keep only the largest 6-connected 3D piece (drops orbits, sinuses and other bone-enclosed
+   spaces that are not connected to the cranial cavity).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from SSSSegmentLib.errors import InputError, SSSSegError
+from SSSSegmentLib.volumes.geometry import Geometry
+
+
+@dataclass(frozen=True)
+class CavityConfig:
+    """How the intracranial cavity is derived from the skull."""
+
+    bone_hu: float = 300.0
+    closing_mm: float = 3.0
+    bridge_slices: bool = True
+    fallback_closing_mm: tuple[float, ...] = (6.0, 10.0)
+    fallback_min_bbox_fraction: float = 0.2
+    calcification_max_mm2: float = 50.0
+    min_content_hu: float = -100.0
+    largest_component_only: bool = True
+
+    def __post_init__(self) -> None:
+        if self.closing_mm < 0 or self.calcification_max_mm2 < 0 or any(r < 0 for r in self.fallback_closing_mm):
+            raise SSSSegError("cavity closing radii and calcification_max_mm2 must be >= 0")
+
+
+def spacing_zyx(geometry: Geometry) -> tuple[float, float, float]:
+    """Voxel spacing in array order ``(s_k, s_j, s_i)`` mm (Geometry stores (i, j, k))."""
+    s_i, s_j, s_k = (float(s) for s in geometry.spacing_mm)
+    return (s_k, s_j, s_i)
+
+
+def _check_grid(hu_zyx: np.ndarray) -> None:
+    if hu_zyx.ndim != 3:
+        raise InputError(f"expected a 3D CT array [k, j, i], got shape {hu_zyx.shape}")
+
+
+def _bone_crop(bone_zyx: np.ndarray, pad_j: int, pad_i: int) -> tuple[slice, slice, slice]:
+    """Bounding box of the bone over all slices, padded in-plane (clipped to the array)."""
+    rows = np.flatnonzero(bone_zyx.any(axis=(0, 2)))
+    cols = np.flatnonzero(bone_zyx.any(axis=(0, 1)))
+    _, n_j, n_i = bone_zyx.shape
+    return (
+        slice(0, bone_zyx.shape[0]),
+        slice(max(rows[0] - pad_j, 0), min(rows[-1] + pad_j + 1, n_j)),
+        slice(max(cols[0] - pad_i, 0), min(cols[-1] + pad_i + 1, n_i)),
+    )
+
+
+def close_slice(mask_ji: np.ndarray, radius_mm: float, spacing_ji: tuple[float, float]) -> np.ndarray:
+    """Binary closing of one slice by a Euclidean disk of ``radius_mm`` (via distance transforms).
+
+    The image border is not treated as background, so nothing is eroded along it.
+    """
+    if radius_mm <= 0 or not mask_ji.any():
+        return mask_ji.copy()
+    dilated = ndimage.distance_transform_edt(~mask_ji, sampling=spacing_ji) <= radius_mm
+    if dilated.all():
+        return dilated
+    return ndimage.distance_transform_edt(dilated, sampling=spacing_ji) > radius_mm
+
+
+def _reclose_open_slices(
+    bone_zyx: np.ndarray,
+    closed_zyx: np.ndarray,
+    inside_zyx: np.ndarray,
+    spacing_ji: tuple[float, float],
+    cfg: CavityConfig,
+) -> None:
+    """In place: slices whose cavity is under ``fallback_min_bbox_fraction`` of the bone's bounding box
+    are closed again with the larger ``fallback_closing_mm`` radii, the first that passes is kept."""
+    for k, bone_ji in enumerate(bone_zyx):
+        if not bone_ji.any():
+            continue
+        rows, cols = np.flatnonzero(bone_ji.any(axis=1)), np.flatnonzero(bone_ji.any(axis=0))
+        wanted = cfg.fallback_min_bbox_fraction * (rows[-1] - rows[0] + 1) * (cols[-1] - cols[0] + 1)
+        for radius in cfg.fallback_closing_mm:
+            if np.count_nonzero(inside_zyx[k]) >= wanted:
+                break
+            closed = close_slice(bone_ji, radius, spacing_ji) | closed_zyx[k]
+            filled = ndimage.binary_fill_holes(closed) & ~closed
+            if np.count_nonzero(filled) > np.count_nonzero(inside_zyx[k]):
+                closed_zyx[k], inside_zyx[k] = closed, filled
+
+
+def _fill_per_slice(mask_zyx: np.ndarray) -> np.ndarray:
+    return np.stack([ndimage.binary_fill_holes(s) for s in mask_zyx]) if mask_zyx.size else mask_zyx
+
+
+def _restore_small_holes(cavity_zyx: np.ndarray, max_px: float) -> np.ndarray:
+    """Add back per-slice holes of the cavity of at most ``max_px`` pixels (calcifications)."""
+    out = cavity_zyx.copy()
+    for k, cav in enumerate(cavity_zyx):
+        holes = ndimage.binary_fill_holes(cav) & ~cav
+        if not holes.any():
+            continue
+        hole_labels, _ = ndimage.label(holes)
+        sizes = np.bincount(hole_labels.ravel())
+        small = np.flatnonzero(sizes <= max_px)
+        out[k] |= np.isin(hole_labels, small[small > 0])
+    return out
+
+
+def _largest_piece(mask_zyx: np.ndarray) -> np.ndarray:
+    labels, n = ndimage.label(mask_zyx)
+    if n <= 1:
+        return mask_zyx
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    return labels == int(np.argmax(sizes))
+
+
+def intracranial_cavity(hu_zyx: np.ndarray, geometry: Geometry, cfg: CavityConfig | None = None) -> np.ndarray:
+    """Boolean mask (K, J, I) of the intracranial cavity (inside the skull, bone excluded).
+
+    All False when no voxel reaches ``cfg.bone_hu`` (no skull in the scan).
+    """
+    cfg = cfg or CavityConfig()
+    _check_grid(hu_zyx)
+    bone = hu_zyx >= cfg.bone_hu
+    cavity = np.zeros(hu_zyx.shape, dtype=bool)
+    if not bone.any():
+        return cavity
+    _, s_j, s_i = spacing_zyx(geometry)
+    reach_mm = max((cfg.closing_mm, *cfg.fallback_closing_mm))
+    crop = _bone_crop(bone, math.ceil(reach_mm / s_j) + 2, math.ceil(reach_mm / s_i) + 2)
+    closed = np.stack([close_slice(b, cfg.closing_mm, (s_j, s_i)) for b in bone[crop]]) | bone[crop]
+    if cfg.bridge_slices:
+        closed |= ndimage.binary_closing(closed, structure=np.ones((3, 1, 1), dtype=bool))
+    inside = (_fill_per_slice(closed) | ndimage.binary_fill_holes(closed)) & ~closed
+    _reclose_open_slices(bone[crop], closed, inside, (s_j, s_i), cfg)
+    inside = _restore_small_holes(inside, cfg.calcification_max_mm2 / (s_j * s_i))
+    inside &= hu_zyx[crop] >= cfg.min_content_hu
+    if cfg.largest_component_only:
+        inside = _largest_piece(inside)
+    cavity[crop] = inside
+    return cavity
+
+
+def inner_table_distance_mm(hu_zyx: np.ndarray, geometry: Geometry, cavity: np.ndarray) -> np.ndarray:
+    """Float32 (K, J, I): distance in mm from each cavity voxel to the nearest non-cavity voxel.
+
+    Outside the cavity the distance is 0. The cavity's border is the inner table of the skull
+    (where the ring was closed, the closing line), so this is the distance to the inner table;
+    the first and last slices of the scan are not treated as a border (the field of view is not
+    skull). When the cavity is empty (no skull found) every value is +inf. ``hu_zyx`` fixes the
+    grid the result lives on; sampling is ``(s_k, s_j, s_i)`` from ``geometry``.
+    """
+    _check_grid(hu_zyx)
+    if cavity.shape != hu_zyx.shape:
+        raise InputError(f"cavity shape {cavity.shape} differs from the CT shape {hu_zyx.shape}")
+    if not cavity.any():
+        return np.full(hu_zyx.shape, np.inf, dtype=np.float32)
+    distance = np.zeros(hu_zyx.shape, dtype=np.float32)
+    box = ndimage.find_objects(cavity.astype(np.uint8))[0]
+    crop = tuple(slice(max(s.start - 1, 0), min(s.stop + 1, n)) for s, n in zip(box, cavity.shape, strict=True))
+    distance[crop] = ndimage.distance_transform_edt(cavity[crop], sampling=spacing_zyx(geometry))
+    return distance

@@ -1,0 +1,216 @@
+"""The Prompt Generator with Physical Constraints (PCPG): coarse probabilities -> SAM-2 prompts.
+
+Pure numpy/scipy on the volume grid (arrays ``[k, j, i]``). Steps: candidates per class (arg-max
+label with probability >= threshold) -> 26-connected 3D components -> rules (min_volume,
+continuity, blood_density, intracranial, location_prior; the first failure drops the component)
+-> per kept component a box and points on each slice it spans (or its key slice).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+from SSSSegmentLib.classes import HEMORRHAGE_CLASSES, NUM_LABELS
+from SSSSegmentLib.errors import InputError
+from SSSSegmentLib.prompts.anatomy import inner_table_distance_mm, intracranial_cavity, spacing_zyx
+from SSSSegmentLib.prompts.components import (
+    ClassComponents,
+    ComponentView,
+    candidate_label_map,
+    class_components,
+    component_view,
+)
+from SSSSegmentLib.prompts.config import PromptConfig
+from SSSSegmentLib.prompts.continuity import continuity_outcomes
+from SSSSegmentLib.prompts.location import location_prior_rule
+from SSSSegmentLib.prompts.outcome import RuleOutcome
+from SSSSegmentLib.prompts.prompting import Prompt, SlicePart, build_prompt, key_part, slice_parts
+from SSSSegmentLib.prompts.rules import blood_density_rule, intracranial_rule, min_volume_rule
+from SSSSegmentLib.volumes.geometry import Geometry
+
+KEPT = "kept"
+
+
+@dataclass(frozen=True)
+class ComponentDecision:
+    """What happened to one candidate component (for the GUI and logs).
+
+    ``dropped_by``: the rule name that dropped it, or "kept". ``reason``: that rule's explanation
+    (for a kept component, the passed rules' explanations joined by "; ").
+    """
+
+    label: int
+    component_id: int
+    n_voxels: int
+    volume_ml: float
+    mean_hu: float
+    slice_range: tuple[int, int]  # first and last slice k (inclusive)
+    dropped_by: str
+    reason: str
+
+    @property
+    def kept(self) -> bool:
+        return self.dropped_by == KEPT
+
+
+@dataclass(frozen=True, eq=False)
+class PromptSet:
+    """Output of ``generate_prompts``.
+
+    ``prompts``: ordered by (label, component_id, slice_k). ``kept_zyx``: uint8 (K, J, I) label map
+    of the accepted components (BHSD label values). ``decisions``: one per candidate component,
+    ordered by (label, component_id).
+    """
+
+    prompts: tuple[Prompt, ...]
+    kept_zyx: np.ndarray
+    decisions: tuple[ComponentDecision, ...]
+
+
+class _Anatomy:
+    """Cavity and inner-table distance, computed once and only when a rule needs them."""
+
+    def __init__(self, hu_zyx: np.ndarray, geometry: Geometry, config: PromptConfig) -> None:
+        self._hu, self._geometry, self._config = hu_zyx, geometry, config
+        self._cavity: np.ndarray | None = None
+        self._distance: np.ndarray | None = None
+
+    @property
+    def cavity(self) -> np.ndarray:
+        if self._cavity is None:
+            self._cavity = intracranial_cavity(self._hu, self._geometry, self._config.cavity)
+        return self._cavity
+
+    @property
+    def skull_found(self) -> bool:
+        return bool(self.cavity.any())
+
+    @property
+    def distance(self) -> np.ndarray:
+        if self._distance is None:
+            self._distance = inner_table_distance_mm(self._hu, self._geometry, self.cavity)
+        return self._distance
+
+
+def _check_inputs(prob_lzyx: np.ndarray, hu_zyx: np.ndarray) -> None:
+    if prob_lzyx.ndim != 4 or prob_lzyx.shape[0] != NUM_LABELS:
+        raise InputError(f"probabilities must have shape ({NUM_LABELS}, K, J, I), got {prob_lzyx.shape}")
+    if hu_zyx.shape != prob_lzyx.shape[1:]:
+        raise InputError(f"CT shape {hu_zyx.shape} differs from the probability grid {prob_lzyx.shape[1:]}")
+    if not np.isfinite(prob_lzyx).all() or not np.isfinite(hu_zyx).all():
+        raise InputError("probabilities and CT must be finite (found NaN or inf)")
+
+
+def _view_padding(geometry: Geometry, config: PromptConfig) -> tuple[int, int, int]:
+    """Margin (k, j, i) voxels around each component: room for the IVH CSF shell."""
+    _, s_j, s_i = spacing_zyx(geometry)
+    radius = config.location_prior.ivh_csf_radius_mm
+    return (1, math.ceil(radius / s_j) + 1, math.ceil(radius / s_i) + 1)
+
+
+def _component_rules(
+    view: ComponentView, continuity: RuleOutcome, anatomy: _Anatomy, config: PromptConfig
+) -> list[tuple[str, RuleOutcome]]:
+    """Rule outcomes in order, stopping at the first failure."""
+    checks = (
+        ("min_volume", config.min_volume.enabled, lambda: min_volume_rule(view, config.min_volume)),
+        ("continuity", config.continuity.enabled, lambda: continuity),
+        (
+            "blood_density",
+            config.blood_density.enabled,
+            lambda: blood_density_rule(view, config.blood_density),
+        ),
+        (
+            "intracranial",
+            config.intracranial.enabled,
+            lambda: intracranial_rule(view, anatomy.cavity[view.box], anatomy.skull_found, config.intracranial),
+        ),
+        (
+            "location_prior",
+            config.location_prior.enabled,
+            lambda: location_prior_rule(view, anatomy.distance[view.box], config.location_prior),
+        ),
+    )
+    results = []
+    for name, enabled, run in checks:
+        if enabled:
+            results.append((name, run()))
+            if not results[-1][1].passed:
+                break
+    return results
+
+
+def _decide(view: ComponentView, results: list[tuple[str, RuleOutcome]]) -> ComponentDecision:
+    failed = [(name, out) for name, out in results if not out.passed]
+    if failed:
+        dropped_by, reason = failed[0][0], failed[0][1].reason
+    else:
+        dropped_by, reason = (
+            KEPT,
+            "; ".join(f"{name}: {out.reason}" for name, out in results) or "no rule enabled",
+        )
+    ks = view.slice_indices
+    return ComponentDecision(
+        view.label,
+        view.component_id,
+        view.n_voxels,
+        view.volume_ml,
+        view.mean_hu,
+        (int(ks[0]), int(ks[-1])),
+        dropped_by,
+        reason,
+    )
+
+
+def _judge_class(
+    comps: ClassComponents, hu_zyx: np.ndarray, geometry: Geometry, anatomy: _Anatomy, config: PromptConfig
+) -> list[tuple[ComponentView, ComponentDecision]]:
+    pad, spacing = _view_padding(geometry, config), spacing_zyx(geometry)
+    views = [component_view(comps, cid, hu_zyx, pad, spacing) for cid in range(1, comps.count + 1)]
+    volumes = np.array([v.volume_ml for v in views])
+    continuity = continuity_outcomes(comps.slice_counts(hu_zyx.shape[0]), volumes, config.continuity)
+    return [(v, _decide(v, _component_rules(v, c, anatomy, config))) for v, c in zip(views, continuity, strict=True)]
+
+
+def _prompts(kept: list[ComponentView], shape_ji: tuple[int, int], config: PromptConfig) -> tuple[Prompt, ...]:
+    parts_by_component = [slice_parts(v, shape_ji, config.box_pad_px, config.positive_points) for v in kept]
+    by_slice: dict[int, list[SlicePart]] = defaultdict(list)
+    for parts in parts_by_component:
+        for part in parts:
+            by_slice[part.slice_k].append(part)
+    prompts = []
+    for parts in parts_by_component:
+        chosen = parts if config.prompt_slices == "all" else [key_part(parts)]
+        for part in chosen:
+            others = by_slice[part.slice_k] if config.negative_points else []
+            prompts.append(build_prompt(part, others, config.max_negative_points))
+    return tuple(prompts)
+
+
+def generate_prompts(
+    prob_lzyx: np.ndarray, hu_zyx: np.ndarray, geometry: Geometry, config: PromptConfig | None = None
+) -> PromptSet:
+    """Turn coarse per-label probabilities into physically plausible SAM-2 prompts.
+
+    ``prob_lzyx``: float (6, K, J, I) probabilities on the volume grid (label 0 background, 1..5
+    EDH IPH IVH SAH SDH). ``hu_zyx``: float (K, J, I) raw CT in HU. ``geometry``: the volume grid
+    (spacing in i, j, k order). Raises ``InputError`` on mismatched shapes or non-finite values.
+    """
+    config = config or PromptConfig()
+    _check_inputs(prob_lzyx, hu_zyx)
+    candidates = candidate_label_map(prob_lzyx, config.prob_threshold)
+    anatomy = _Anatomy(hu_zyx, geometry, config)
+    pad = _view_padding(geometry, config)
+    judged = []
+    for cls in HEMORRHAGE_CLASSES:
+        judged += _judge_class(class_components(candidates, cls.label, pad), hu_zyx, geometry, anatomy, config)
+    kept_views = [view for view, decision in judged if decision.kept]
+    kept_zyx = np.zeros(hu_zyx.shape, dtype=np.uint8)
+    for view in kept_views:
+        kept_zyx[view.box][view.mask] = view.label
+    prompts = _prompts(kept_views, hu_zyx.shape[1:], config)
+    return PromptSet(prompts, kept_zyx, tuple(decision for _, decision in judged))
