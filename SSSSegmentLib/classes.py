@@ -39,7 +39,8 @@ _CATEGORY = CodedTerm("SCT", "49755003", "Morphologically Altered Structure")
 _HEAD_REGION = CodedTerm("SCT", "1101003", "Intracranial structure")
 
 HEMORRHAGE_CLASSES: tuple[HemorrhageClass, ...] = (
-    HemorrhageClass(1, "EDH", "Epidural hemorrhage", (230, 159, 0), CodedTerm("SCT", "62414007", "Epidural hemorrhage")),
+    HemorrhageClass(1, "EDH", "Epidural hemorrhage", (230, 159, 0),
+                    CodedTerm("SCT", "62414007", "Epidural hemorrhage")),
     HemorrhageClass(2, "IPH", "Intraparenchymal hemorrhage", (213, 94, 0),
                     CodedTerm("SCT", "274100004", "Cerebral hemorrhage")),
     HemorrhageClass(3, "IVH", "Intraventricular hemorrhage", (0, 114, 178),

@@ -1,4 +1,187 @@
-"""`sssseg` command line (thin argparse layer over the API)."""
+"""`sssseg` command line: a thin argparse layer over the API.
+
+Every failure the user can act on ends with one line ``sssseg: error: ...`` on stderr (and an
+``error`` JSON event with ``--progress json``) and a non-zero exit code; never a traceback
+(``--debug`` shows one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from .errors import SSSSegError
+from .progress import ProgressCallback, emit_json, json_progress, silent, tqdm_progress
+
+LOG = logging.getLogger("sssseg")
+PRESET_CHOICES = ("fast", "paper", "paper-sam2", "tiny")
+
+
+class Reporter:
+    """Where a command's progress, log lines and results go (terminal or JSON lines)."""
+
+    def __init__(self, mode: str) -> None:
+        if mode == "auto":
+            mode = "bar" if sys.stderr.isatty() else "none"
+        self.mode = mode
+        self._close: Callable[[], None] = lambda: None
+        self.progress: ProgressCallback = silent
+        if mode == "json":
+            self.progress = json_progress()
+        elif mode == "bar":
+            self.progress, self._close = tqdm_progress()
+
+    def log(self, message: str) -> None:
+        if self.mode == "json":
+            emit_json("log", message=message)
+        else:
+            print(f"[sssseg] {message}", file=sys.stderr)
+
+    def close(self) -> None:
+        self._close()
+
+
+def _add_model_args(parser: argparse.ArgumentParser, default_preset: str | None = None) -> None:
+    parser.add_argument("--preset", choices=PRESET_CHOICES, default=default_preset,
+                        help="model preset (default: the checkpoint's, else 'fast')")
+    parser.add_argument("--checkpoint", type=Path, help="SSS checkpoint (.safetensors)")
+    parser.add_argument("--sam2-checkpoint", type=Path, help="official SAM-2/2.1 checkpoint (.pt) for the encoder")
+    parser.add_argument("--untrained", action="store_true", help="allow random weights when no model is found")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    parser.add_argument("--batch-size", type=int, help="slices per encoder batch (default: sized to the device)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sssseg", description="Intracranial hemorrhage segmentation on head CT.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    seg = sub.add_parser("segment", help="segment one CT (DICOM folder, NIfTI or NRRD)")
+    seg.add_argument("input", type=Path)
+    seg.add_argument("output", type=Path, help="output label map: .seg.nrrd (Slicer) or .nii.gz")
+    _add_model_args(seg)
+    seg.add_argument("--series-uid", help="SeriesInstanceUID to read when a DICOM folder holds several series")
+    seg.add_argument("--nifti", action="store_true", help="with a .seg.nrrd output, also write a .nii.gz beside it")
+    seg.add_argument("--progress", choices=("auto", "bar", "json", "none"), default="auto")
+    seg.add_argument("--overwrite", action="store_true", help="replace existing output files")
+
+    ph = sub.add_parser("phantoms", help="write a synthetic head-CT dataset (BHSD-like layout)")
+    ph.add_argument("outdir", type=Path)
+    ph.add_argument("--n", type=int, default=8, help="number of cases")
+    ph.add_argument("--seed", type=int, default=0)
+    ph.add_argument("--labeled-fraction", type=float, default=1.0)
+    ph.add_argument("--overwrite", action="store_true")
+
+    ev = sub.add_parser("evaluate", help="compare predicted label maps with ground truth")
+    ev.add_argument("pred_dir", type=Path)
+    ev.add_argument("gt_dir", type=Path)
+    ev.add_argument("--csv", type=Path, help="per-case CSV (default: PRED_DIR/evaluation.csv)")
+    ev.add_argument("--overwrite", action="store_true")
+
+    demo = sub.add_parser("demo", help="segment a fresh phantom with the bundled model and show the result")
+    demo.add_argument("--out", type=Path, default=Path("out/demo"))
+    demo.add_argument("--seed", type=int, default=None, help="phantom seed (default: a demo seed never trained on)")
+    demo.add_argument("--preset", choices=PRESET_CHOICES, default=None)
+    demo.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    return parser
+
+
+def _cmd_segment(args: argparse.Namespace, out: Reporter) -> int:
+    from . import api
+    from .inference import InferenceConfig
+
+    outputs = api.check_outputs(args.output, args.overwrite, args.nifti)
+    out.progress("read", 0.02, args.input.name)
+    volume = api.read_ct(args.input, out.log, args.series_uid)
+    loaded = api.load_model(args.preset, args.checkpoint, args.sam2_checkpoint, args.device, args.untrained)
+    out.log(f"model: {loaded.source} on {loaded.device}")
+    if not loaded.trained:
+        out.log("WARNING: the model weights are UNTRAINED: the segmentation is not meaningful")
+    config = InferenceConfig(batch_size=args.batch_size)
+    result = api.segment_volume(volume, loaded, config, out.progress, out.log)
+    api.write_outputs(result, outputs, args.overwrite)
+    out.close()
+    if out.mode == "json":
+        emit_json("done", outputs=[str(p) for p in outputs], volumes_ml=result.volumes_ml,
+                  timings_s=result.timings_s, trained=loaded.trained)
+    else:
+        print(format_volumes(result.volumes_ml))
+        print("wrote " + ", ".join(str(p) for p in outputs))
+    return 0
+
+
+def format_volumes(volumes_ml: dict[str, float]) -> str:
+    """A small table of per-class volumes in mL."""
+    from .classes import CLASS_BY_KEY
+
+    lines = [f"{'class':<30} {'volume (mL)':>12}"]
+    for key, ml in volumes_ml.items():
+        lines.append(f"{key + ' ' + CLASS_BY_KEY[key].name:<30} {ml:>12.2f}")
+    return "\n".join(lines)
+
+
+def _cmd_phantoms(args: argparse.Namespace, out: Reporter) -> int:
+    from .phantoms import write_dataset
+
+    dataset_dir = write_dataset(args.outdir, n=args.n, seed=args.seed, labeled_fraction=args.labeled_fraction,
+                                overwrite=args.overwrite)
+    from .demo import phantom_preview
+
+    preview = phantom_preview(dataset_dir, args.seed)
+    print(f"wrote {args.n} phantom cases to {dataset_dir}\npreview: {preview}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace, out: Reporter) -> int:
+    from .evaluation import run_evaluation
+    from .fsutil import check_writable_output
+
+    csv_path = args.csv or args.pred_dir / "evaluation.csv"
+    check_writable_output(csv_path, args.overwrite)
+    print(run_evaluation(args.pred_dir, args.gt_dir, csv_path))
+    print(f"per-case results: {csv_path}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace, out: Reporter) -> int:
+    from .demo import run_demo
+
+    print(run_demo(args.out, seed=args.seed, preset=args.preset, device=args.device, log=out.log))
+    return 0
+
+
+COMMANDS = {"segment": _cmd_segment, "phantoms": _cmd_phantoms, "evaluate": _cmd_evaluate, "demo": _cmd_demo}
+
 
 def main(argv: list[str] | None = None) -> int:
-    raise SystemExit("not yet")
+    """Entry point of the ``sssseg`` console script; returns the exit code."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="[sssseg] %(message)s")
+    out = Reporter(getattr(args, "progress", "auto"))
+    try:
+        return COMMANDS[args.command](args, out)
+    except SSSSegError as error:
+        return _fail(out, str(error), error.exit_code)
+    except KeyboardInterrupt:
+        return _fail(out, "interrupted", 130)
+    except Exception as error:  # a bug, not a user error: say so in one line unless --debug
+        if args.debug:
+            raise
+        return _fail(out, f"internal error ({type(error).__name__}: {error}); rerun with --debug for details", 1)
+    finally:
+        out.close()
+
+
+def _fail(out: Reporter, message: str, code: int) -> int:
+    out.close()
+    if out.mode == "json":
+        emit_json("error", message=message, exit_code=code)
+    print(f"sssseg: error: {message}", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

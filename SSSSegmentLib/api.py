@@ -1,0 +1,191 @@
+"""Python API of the engine: numpy / SimpleITK / files in, hemorrhage label maps out.
+
+    from SSSSegmentLib import api
+    model = api.load_model("fast", checkpoint="site_model.safetensors")
+    result = api.segment_array(hu_zyx, geometry, model=model)       # numpy (K, J, I) in HU
+    labels_img = api.segment_sitk(sitk_image, model=model)           # SimpleITK in, SimpleITK out
+    api.segment_file("ct_dir/", "out.seg.nrrd", model=model)         # DICOM/NIfTI/NRRD in, .seg.nrrd out
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import CheckpointError, OutputError
+from .fsutil import check_writable_output
+from .inference import InferenceConfig, SegmentationResult
+from .progress import ProgressCallback, silent
+from .volumes.geometry import CTVolume, Geometry
+
+LOG = logging.getLogger("sssseg")
+DEFAULT_PRESET = "fast"
+BUNDLED_MODELS_DIR = Path(__file__).resolve().parents[1] / "Resources" / "Models"
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model ready for inference, with where its weights came from (for logs and reports)."""
+
+    model: object  # SSSModel
+    device: object  # torch.device
+    source: str  # "checkpoint PATH", "bundled PATH", "SAM-2 weights PATH (heads untrained)", "untrained"
+    trained: bool
+
+
+def bundled_model_path(preset: str) -> Path:
+    """Where the bundled demo model of a preset lives (it may not exist)."""
+    return BUNDLED_MODELS_DIR / f"sss_{preset}.safetensors"
+
+
+def load_model(
+    preset: str | None = None,
+    checkpoint: str | Path | None = None,
+    sam2_checkpoint: str | Path | None = None,
+    device: str = "auto",
+    allow_untrained: bool = False,
+    seed: int = 0,
+) -> LoadedModel:
+    """Resolve and load the model, in this order of precedence.
+
+    1. ``checkpoint``: an SSS checkpoint (its preset must match ``preset`` when one is given);
+    2. ``sam2_checkpoint``: official SAM-2/2.1 weights for the encoder and decoder (our heads untrained);
+    3. the bundled model of ``preset``;
+    4. random weights (seeded), only when ``allow_untrained``.
+    Otherwise CheckpointError says what to pass.
+    """
+    import torch
+
+    from .model import build_model, load_sss_checkpoint, resolve_device
+
+    torch_device = resolve_device(device)
+    if checkpoint is not None:
+        model = load_sss_checkpoint(Path(checkpoint), device=str(torch_device), expected_preset=preset)
+        return LoadedModel(model, torch_device, f"checkpoint {checkpoint}", trained=True)
+    preset = preset or DEFAULT_PRESET
+    if sam2_checkpoint is not None:
+        model = build_model(preset, Path(sam2_checkpoint), device=str(torch_device))
+        return LoadedModel(model, torch_device, f"SAM-2 weights {sam2_checkpoint} (SSS heads untrained)", False)
+    bundled = bundled_model_path(preset)
+    if bundled.is_file():
+        model = load_sss_checkpoint(bundled, device=str(torch_device), expected_preset=preset)
+        return LoadedModel(model, torch_device, f"bundled {bundled.name}", trained=True)
+    if not allow_untrained:
+        raise CheckpointError(
+            f"no trained model for preset '{preset}': pass --checkpoint FILE (an SSS checkpoint), "
+            "--sam2-checkpoint FILE (official SAM-2 weights), or --untrained for random weights"
+        )
+    torch.manual_seed(seed)
+    model = build_model(preset, None, device=str(torch_device))
+    return LoadedModel(model, torch_device, "untrained (random weights)", trained=False)
+
+
+def segment_volume(
+    volume: CTVolume,
+    model: LoadedModel,
+    config: InferenceConfig | None = None,
+    progress: ProgressCallback = silent,
+    log: Callable[[str], None] | None = None,
+) -> SegmentationResult:
+    """Validate a CT volume and segment it (see ``inference.segment_volume``)."""
+    from .inference import segment_volume as run
+    from .volumes import validate_ct
+
+    validate_ct(volume)
+    return run(volume, model.model, model.device, config, progress, log)
+
+
+def segment_array(
+    hu_zyx: np.ndarray,
+    geometry: Geometry,
+    model: LoadedModel,
+    config: InferenceConfig | None = None,
+    progress: ProgressCallback = silent,
+) -> SegmentationResult:
+    """Segment a CT given as a numpy array (K, J, I) in HU on ``geometry`` (LPS)."""
+    volume = CTVolume(np.asarray(hu_zyx, dtype=np.float32), geometry, source="array")
+    return segment_volume(volume, model, config, progress)
+
+
+def segment_sitk(image, model: LoadedModel, config: InferenceConfig | None = None):  # noqa: ANN001, ANN201
+    """Segment a SimpleITK CT image (HU); returns a uint8 SimpleITK label image on the same grid."""
+    import SimpleITK as sitk
+
+    from .errors import InputError
+
+    if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
+        raise InputError(f"expected a 3D single-component image, got {image.GetDimension()}D "
+                         f"with {image.GetNumberOfComponentsPerPixel()} component(s)")
+    volume = CTVolume(sitk.GetArrayFromImage(image).astype(np.float32), Geometry.from_sitk(image), "SimpleITK image")
+    result = segment_volume(volume, model, config)
+    return volume.to_sitk(result.labels_zyx)
+
+
+def output_paths(output: Path, also_nifti: bool) -> list[Path]:
+    """The files ``segment_file`` writes for an OUTPUT argument."""
+    paths = [output]
+    name = output.name
+    if also_nifti and name.endswith(".seg.nrrd"):
+        paths.append(output.with_name(name[: -len(".seg.nrrd")] + ".nii.gz"))
+    return paths
+
+
+def check_outputs(output_path: str | Path, overwrite: bool = False, also_nifti: bool = False) -> list[Path]:
+    """The files a segmentation run will write, checked before any work (OutputError if unusable)."""
+    from .volumes.io import full_suffix
+    from .volumes.segfile import LABEL_SUFFIXES
+
+    outputs = output_paths(Path(output_path), also_nifti)
+    for path in outputs:
+        if full_suffix(path, LABEL_SUFFIXES) is None:
+            raise OutputError(f"unsupported output type '{path.name}': use one of {', '.join(LABEL_SUFFIXES)}")
+        check_writable_output(path, overwrite)
+    return outputs
+
+
+def read_ct(
+    input_path: str | Path, log: Callable[[str], None] | None = None, series_uid: str | None = None
+) -> CTVolume:
+    """Read a CT (DICOM folder, NIfTI, NRRD, MHA) and check that it is a usable CT volume."""
+    from .volumes import read_volume, validate_ct
+
+    volume = read_volume(Path(input_path), log=log, series_uid=series_uid)
+    validate_ct(volume)
+    return volume
+
+
+def write_outputs(result: SegmentationResult, outputs: list[Path], overwrite: bool = False) -> None:
+    """Write the label map to every output path (atomic writes, in the input's geometry)."""
+    from .volumes import write_labelmap
+
+    for path in outputs:
+        write_labelmap(path, result.labels_zyx, result.geometry, overwrite=overwrite)
+
+
+def segment_file(
+    input_path: str | Path,
+    output_path: str | Path,
+    model: LoadedModel,
+    config: InferenceConfig | None = None,
+    progress: ProgressCallback = silent,
+    log: Callable[[str], None] | None = None,
+    overwrite: bool = False,
+    also_nifti: bool = False,
+    series_uid: str | None = None,
+) -> tuple[SegmentationResult, list[Path]]:
+    """Read a CT (DICOM folder, NIfTI, NRRD), segment it and write the label map.
+
+    Outputs are checked before any work (so a bad output path fails fast) and written
+    atomically in the input's own (tilt-corrected) geometry. ``series_uid`` picks one series
+    from a DICOM folder holding several.
+    """
+    outputs = check_outputs(output_path, overwrite, also_nifti)
+    progress("read", 0.02, str(input_path))
+    volume = read_ct(input_path, log, series_uid)
+    result = segment_volume(volume, model, config, progress, log)
+    write_outputs(result, outputs, overwrite)
+    return result, outputs

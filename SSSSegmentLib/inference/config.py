@@ -1,0 +1,42 @@
+"""Inference configuration (frozen, readable from a yaml mapping)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from ..errors import SSSSegError
+from ..prompts import PromptConfig
+
+
+@dataclass(frozen=True)
+class InferenceConfig:
+    """How a volume is segmented once the model is loaded.
+
+    batch_size: slices per encoder batch; None sizes it from the device (CPU: preset default;
+        CUDA: free memory). A CUDA out-of-memory error halves it and retries.
+    refine: run the SAM-2 mask decoder on each prompt (False: coarse head + PCPG only).
+    mask_threshold: probability above which a refined mask claims a voxel.
+    box_margin_px: a refined mask may not reach further than this many slice pixels outside its
+        prompt box (SAM masks can leak along similar-looking tissue).
+    prompts: the prompt generator's rules.
+    """
+
+    batch_size: int | None = None
+    refine: bool = True
+    mask_threshold: float = 0.5
+    box_margin_px: int = 8
+    prompt_batch: int = 64
+    prompts: PromptConfig = field(default_factory=PromptConfig)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> InferenceConfig:
+        """Build from a plain mapping (e.g. ``yaml.safe_load``); unknown keys are an error."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise SSSSegError(f"unknown inference setting(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        args = dict(values)
+        if isinstance(args.get("prompts"), dict):
+            args["prompts"] = PromptConfig.from_dict(args["prompts"])
+        return cls(**args)

@@ -1,0 +1,167 @@
+"""Encoder pass over a volume: slices in batches through SAM-2 (+DFE), coarse head on the volume grid.
+
+Frames: the volume is ``hu_zyx`` (K, J, I); each axial slice k becomes one model image of S x S
+pixels (``SliceFrame`` maps between slice pixels (x=i, y=j) and model pixels). Coarse
+probabilities come back on the volume grid, (6, K, J, I), background first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..progress import ProgressCallback, silent
+
+# Slices per encoder batch on the CPU, by preset image size (memory is not the limit there, cache is).
+_CPU_BATCH_BY_SIZE = {256: 8, 512: 2, 1024: 1}
+# Rough peak GPU memory per slice in a batch (MiB) by image size, measured with bf16 autocast.
+_GPU_MIB_PER_SLICE = {256: 40, 512: 160, 1024: 640}
+
+
+@dataclass
+class EncodedVolume:
+    """What the decoder and the prompt generator need from one encoder pass.
+
+    features: per-slice SAM-2 features (a ``SliceFeatures`` with batch = K), kept on ``cache_device``.
+    prob_lzyx: float32 (6, K, J, I) coarse per-label probabilities on the volume grid.
+    frame: the ``SliceFrame`` mapping slice pixels <-> model pixels (same for every slice).
+    batch_size: the batch size that finally worked (after any out-of-memory halving).
+    """
+
+    features: object
+    prob_lzyx: np.ndarray
+    frame: object
+    batch_size: int
+
+
+def default_batch_size(image_size: int, device: torch.device) -> int:
+    """Encoder batch size for a device: preset default on CPU/MPS, from free memory on CUDA."""
+    if device.type != "cuda":
+        return _CPU_BATCH_BY_SIZE.get(image_size, 1)
+    free_bytes, _ = torch.cuda.mem_get_info(device)
+    per_slice = _GPU_MIB_PER_SLICE.get(image_size, 640) * 2**20
+    return int(max(1, min(64, 0.6 * free_bytes // per_slice)))
+
+
+def autocast_for(device: torch.device) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA, nothing elsewhere."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def map_features(features: object, fn: Callable[[torch.Tensor], torch.Tensor]) -> object:
+    """Apply ``fn`` to every tensor of a features dataclass (tensors and lists of tensors)."""
+    changes = {}
+    for f in dataclasses.fields(features):
+        value = getattr(features, f.name)
+        if isinstance(value, torch.Tensor):
+            changes[f.name] = fn(value)
+        elif isinstance(value, (list, tuple)) and value and isinstance(value[0], torch.Tensor):
+            changes[f.name] = type(value)(fn(v) for v in value)
+    return dataclasses.replace(features, **changes)
+
+
+def concat_features(parts: list[object]) -> object:
+    """Concatenate features dataclasses along the batch (slice) dimension."""
+    first = parts[0]
+    changes = {}
+    for f in dataclasses.fields(first):
+        values = [getattr(p, f.name) for p in parts]
+        if isinstance(values[0], torch.Tensor):
+            changes[f.name] = torch.cat(values)
+        elif isinstance(values[0], (list, tuple)) and values[0] and isinstance(values[0][0], torch.Tensor):
+            changes[f.name] = type(values[0])(torch.cat(level) for level in zip(*values, strict=True))
+    return dataclasses.replace(first, **changes)
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """True for a CUDA (or MPS) out-of-memory error."""
+    if isinstance(error, torch.OutOfMemoryError):
+        return True
+    return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
+
+
+def _batches(n: int, size: int, start: int = 0) -> Iterator[tuple[int, int]]:
+    for lo in range(start, n, size):
+        yield lo, min(n, lo + size)
+
+
+def run_batched(
+    n: int,
+    batch_size: int,
+    step: Callable[[int, int], None],
+    on_oom: Callable[[int], None] | None = None,
+) -> int:
+    """Call ``step(lo, hi)`` over [0, n) in batches; on out-of-memory halve the batch and retry.
+
+    Returns the batch size that completed. Gives up (re-raises) when one slice does not fit.
+    """
+    lo = 0
+    while lo < n:
+        hi = min(n, lo + batch_size)
+        try:
+            step(lo, hi)
+        except (RuntimeError, torch.OutOfMemoryError) as error:
+            if not is_out_of_memory(error) or batch_size == 1:
+                raise
+            batch_size = max(1, batch_size // 2)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            if on_oom is not None:
+                on_oom(batch_size)
+            continue
+        lo = hi
+    return batch_size
+
+
+@torch.no_grad()
+def encode_volume(
+    model: torch.nn.Module,
+    hu_zyx: np.ndarray,
+    device: torch.device,
+    batch_size: int | None = None,
+    progress: ProgressCallback = silent,
+    cache_device: torch.device | None = None,
+    log: Callable[[str], None] | None = None,
+) -> EncodedVolume:
+    """Encode every axial slice and compute coarse per-label probabilities on the volume grid.
+
+    hu_zyx: float32 (K, J, I) in HU. Returns features for all K slices (on ``cache_device``,
+    default CPU) and ``prob_lzyx`` float32 (6, K, J, I).
+    """
+    from ..model import ct_to_model_input
+
+    image_size = model.preset.image_size
+    n_slices = hu_zyx.shape[0]
+    cache_device = cache_device or torch.device("cpu")
+    batch = batch_size or default_batch_size(image_size, device)
+    prob_lzyx = np.zeros((6, *hu_zyx.shape), dtype=np.float32)
+    parts: list[object] = []
+    frames: list[object] = []
+
+    def step(lo: int, hi: int) -> None:
+        images, frame = ct_to_model_input(hu_zyx[lo:hi], image_size)
+        with autocast_for(device):
+            feats = model.encode(images.to(device))
+            logits = model.coarse_logits(feats)
+        # The stride-4 FPN map only feeds the coarse head: do not keep it in the cache.
+        feats = dataclasses.replace(feats, fpn_stride4=feats.fpn_stride4.new_empty((hi - lo, 0)))
+        frames.append(frame)
+        probs = torch.softmax(logits.float(), dim=1)  # (b, 6, S/4, S/4)
+        for label in range(6):
+            prob_lzyx[label, lo:hi] = frame.masks_to_slice(probs[:, label].cpu()).numpy()
+        parts.append(map_features(feats, lambda t: t.float().to(cache_device)))
+        progress("encode", 0.1 + 0.6 * hi / n_slices, f"slice {hi}/{n_slices}")
+
+    def on_oom(new_size: int) -> None:
+        if log:
+            log(f"out of GPU memory: retrying with {new_size} slice(s) per batch")
+
+    final_batch = run_batched(n_slices, batch, step, on_oom)
+    return EncodedVolume(concat_features(parts), prob_lzyx, frames[0], final_batch)

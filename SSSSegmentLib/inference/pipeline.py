@@ -1,0 +1,89 @@
+"""One call from a CT volume to a hemorrhage label map: the engine's inference pipeline."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..classes import HEMORRHAGE_CLASSES
+from ..progress import ProgressCallback, silent
+from ..volumes.geometry import CTVolume, Geometry
+from .config import InferenceConfig
+from .encode import encode_volume
+from .refine import decode_prompts, fuse_refined
+
+
+@dataclass(frozen=True)
+class SegmentationResult:
+    """The output of ``segment_volume``.
+
+    labels_zyx: uint8 (K, J, I), BHSD values (0 background, 1 EDH ... 5 SDH), on ``geometry``.
+    volumes_ml: per-class volume in mL, keyed by class key ("EDH", ...), all five present.
+    prompt_set: the PCPG output (prompts, kept components and the decision per component).
+    timings_s: wall time per stage.
+    """
+
+    labels_zyx: np.ndarray
+    geometry: Geometry
+    volumes_ml: dict[str, float]
+    prompt_set: object
+    timings_s: dict[str, float] = field(default_factory=dict)
+    encoder_batch_size: int = 0
+
+
+def class_volumes_ml(labels_zyx: np.ndarray, geometry: Geometry) -> dict[str, float]:
+    """Volume in mL of each hemorrhage class in a label map (K, J, I)."""
+    counts = np.bincount(labels_zyx.ravel(), minlength=7)
+    return {c.key: float(counts[c.label]) * geometry.voxel_volume_ml for c in HEMORRHAGE_CLASSES}
+
+
+def segment_volume(
+    volume: CTVolume,
+    model: torch.nn.Module,
+    device: torch.device,
+    config: InferenceConfig | None = None,
+    progress: ProgressCallback = silent,
+    log: Callable[[str], None] | None = None,
+) -> SegmentationResult:
+    """Segment hemorrhage in a CT volume with a loaded ``SSSModel``.
+
+    Steps: encode all axial slices (batched) -> coarse per-label probabilities on the volume
+    grid -> prompts from the physically-constrained generator -> SAM-2 decoder refinement of
+    each prompt -> fusion to one label per voxel.
+    """
+    from ..prompts import generate_prompts
+
+    config = config or InferenceConfig()
+    timings: dict[str, float] = {}
+    model.eval()
+    t0 = time.perf_counter()
+    progress("encode", 0.1, "image encoder")
+    encoded = encode_volume(model, volume.hu_zyx, device, config.batch_size, progress, log=log)
+    timings["encode"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    progress("prompts", 0.72, "physical constraints")
+    prompt_set = generate_prompts(encoded.prob_lzyx, volume.hu_zyx, volume.geometry, config.prompts)
+    timings["prompts"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    prompts = list(prompt_set.prompts)
+    if config.refine and prompts:
+        masks = decode_prompts(model, encoded.features, encoded.frame, prompts, device, config.prompt_batch, progress)
+        labels_zyx = fuse_refined(prompts, masks, volume.shape_zyx, config.mask_threshold, config.box_margin_px)
+    else:
+        labels_zyx = np.asarray(prompt_set.kept_zyx, dtype=np.uint8)
+    timings["refine"] = time.perf_counter() - t0
+    progress("done", 1.0, f"{len(prompts)} prompts")
+    return SegmentationResult(
+        labels_zyx=labels_zyx,
+        geometry=volume.geometry,
+        volumes_ml=class_volumes_ml(labels_zyx, volume.geometry),
+        prompt_set=prompt_set,
+        timings_s=timings,
+        encoder_batch_size=encoded.batch_size,
+    )
