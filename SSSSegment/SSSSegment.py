@@ -1,0 +1,392 @@
+"""SSSSegment: one-click intracranial hemorrhage segmentation on head CT (3D Slicer module).
+
+Thin Slicer layer: the Widget shows and collects, the Logic converts nodes and calls the engine
+(``SSSSegmentLib``) in a child process, the Test runs the whole path on a synthetic phantom.
+All computation lives in ``SSSSegmentLib``; see docs/slicer.md.
+"""
+
+# ruff: noqa: N815  (Slicer's parameter names are camelCase, like its API)
+# No "from __future__ import annotations": parameterNodeWrapper reads the real annotation objects.
+
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import qt
+import slicer
+import vtk
+from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
+from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
+from slicer.util import VTKObservationMixin
+
+# Developer mode (module path = <repo>/SSSSegment): the Lib sits one folder up. An installed
+# extension ships SSSSegmentLib next to this file, which is on sys.path already.
+_REPO_DIR = Path(__file__).resolve().parent.parent
+if (_REPO_DIR / "SSSSegmentLib").is_dir() and str(_REPO_DIR) not in sys.path:
+    sys.path.insert(0, str(_REPO_DIR))
+
+PRESETS = ["fast", "paper"]
+DEVICES = ["auto", "cpu", "gpu"]
+POLL_INTERVAL_MS = 200
+
+
+class SSSSegment(ScriptedLoadableModule):
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = "SSSSegment"
+        self.parent.categories = ["Segmentation"]
+        self.parent.dependencies = ["Segmentations"]
+        self.parent.contributors = ["SSSSegment developers"]
+        self.parent.helpText = (
+            "Segments intracranial hemorrhage (EDH, IPH, IVH, SAH, SDH) on non-contrast head CT with "
+            "semi-supervised SAM-2. Select the CT, click <b>Segment hemorrhage</b>, correct the result "
+            "in the Segment Editor. Not a medical device: every result needs review by a radiologist."
+        )
+        self.parent.acknowledgementText = (
+            "Method: SSS (Zhu et al., 2025, arXiv 2506.08949) on SAM-2 (Meta AI). Built on 3D Slicer."
+        )
+
+
+@parameterNodeWrapper
+class SSSSegmentParameterNode:
+    """inputVolume: the CT. outputSegmentation: target node (None: a new one is created).
+    preset/device: engine options. modelPath: checkpoint file ('' = preset default).
+    show3D: show the segments as surfaces in 3D."""
+
+    inputVolume: vtkMRMLScalarVolumeNode
+    outputSegmentation: vtkMRMLSegmentationNode
+    preset: Annotated[str, Choice(PRESETS)] = "fast"
+    device: Annotated[str, Choice(DEVICES)] = "auto"
+    modelPath: str = ""
+    show3D: bool = False
+
+
+class SSSSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    """GUI only: collects parameters, starts/cancels the job, shows progress and volumes."""
+
+    def __init__(self, parent=None) -> None:
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+        self._job = None
+        self._jobStarted = 0.0
+        self._timer = None
+
+    def setup(self) -> None:
+        ScriptedLoadableModuleWidget.setup(self)
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/SSSSegment.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+        self.logic = SSSSegmentLogic()
+        self._timer = qt.QTimer()
+        self._timer.setInterval(POLL_INTERVAL_MS)
+        self._timer.connect("timeout()", self.onPollTimer)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.ui.segmentButton.connect("clicked(bool)", self.onSegmentButton)
+        self.ui.cancelButton.connect("clicked(bool)", self.onCancelButton)
+        self.ui.importModelButton.connect("clicked(bool)", self.onImportModelButton)
+        self.ui.installDependenciesButton.connect("clicked(bool)", self.onInstallDependenciesButton)
+        self.ui.show3DCheckBox.connect("toggled(bool)", self.onShow3DToggled)
+        self.initializeParameterNode()
+
+    def cleanup(self) -> None:
+        if self._job is not None:
+            self._job.cancel()
+        self._timer.stop()
+        self.removeObservers()
+
+    def enter(self) -> None:
+        self.initializeParameterNode()
+
+    def exit(self) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
+
+    def onSceneStartClose(self, caller, event) -> None:
+        if self._job is not None:
+            self.onCancelButton()
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event) -> None:
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self) -> None:
+        self.setParameterNode(self.logic.getParameterNode())
+        if not self._parameterNode.inputVolume:
+            firstVolume = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
+            if firstVolume:
+                self._parameterNode.inputVolume = firstVolume
+
+    def setParameterNode(self, inputParameterNode) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
+        self._parameterNode = inputParameterNode
+        if self._parameterNode:
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
+        self._updateButtons()
+
+    def _updateButtons(self, caller=None, event=None) -> None:
+        busy = self._job is not None
+        ready = bool(self._parameterNode and self._parameterNode.inputVolume)
+        self.ui.segmentButton.enabled = ready and not busy
+        self.ui.segmentButton.toolTip = "Segment hemorrhage" if ready else "Select a head CT first"
+        self.ui.cancelButton.enabled = busy
+        self.ui.inputsCollapsibleButton.enabled = not busy
+        self.ui.settingsCollapsibleButton.enabled = not busy
+
+    def onSegmentButton(self) -> None:
+        params = self._parameterNode
+        with slicer.util.tryWithErrorDisplay("Could not start the hemorrhage segmentation.", waitCursor=True):
+            self.ui.progressBar.value = 0
+            self.ui.statusLabel.text = "Preparing the volume…"
+            self._job = self.logic.segmentVolume(
+                params.inputVolume, params.outputSegmentation, preset=params.preset, device=params.device,
+                checkpoint=params.modelPath or None, wait=False, progressCallback=self._showProgress,
+            )
+            self._jobStarted = time.monotonic()
+            self._timer.start()
+        self._updateButtons()
+
+    def _showProgress(self, stage: str, fraction: float, message: str = "") -> None:
+        self.ui.progressBar.value = int(round(1000 * fraction))
+        self.ui.statusLabel.text = f"{stage}: {message}" if message else stage
+
+    def onPollTimer(self) -> None:
+        finished = True  # an exception ends the job too (reported by tryWithErrorDisplay)
+        with slicer.util.tryWithErrorDisplay("Hemorrhage segmentation failed."):
+            finished = self._job is None or self._job.poll()
+        if finished:
+            self._endJob()
+
+    def onCancelButton(self) -> None:
+        if self._job is not None:
+            self._job.cancel()
+        self._timer.stop()
+        self._job = None
+        self.ui.statusLabel.text = "Cancelled: the scene was not changed."
+        self.ui.progressBar.value = 0
+        self._updateButtons()
+
+    def _endJob(self) -> None:
+        self._timer.stop()
+        job, self._job = self._job, None
+        self._updateButtons()
+        if job is None or not job.finished:
+            self.ui.statusLabel.text = "Failed (see the error message and the Python console)."
+            return
+        self._parameterNode.outputSegmentation = job.result_node
+        self._showVolumes(job.volumes_ml)
+        with slicer.util.tryWithErrorDisplay("Could not show the segmentation in 3D."):
+            self.logic.setShow3D(job.result_node, self._parameterNode.show3D)
+        self.ui.progressBar.value = 1000
+        warning = "" if job.trained else " WARNING: untrained model, the result is not meaningful."
+        self.ui.statusLabel.text = f"Done in {time.monotonic() - self._jobStarted:.1f} s. Review before use.{warning}"
+
+    def _showVolumes(self, volumesMl: dict) -> None:
+        from SSSSegmentLib.classes import HEMORRHAGE_CLASSES
+
+        table = self.ui.volumesTable
+        table.setRowCount(len(HEMORRHAGE_CLASSES))
+        for row, hclass in enumerate(HEMORRHAGE_CLASSES):
+            value = volumesMl.get(hclass.key)
+            table.setItem(row, 0, qt.QTableWidgetItem(hclass.name))
+            table.setItem(row, 1, qt.QTableWidgetItem("—" if value is None else f"{value:.2f}"))
+
+    def onShow3DToggled(self, checked: bool) -> None:
+        with slicer.util.tryWithErrorDisplay("Could not change the 3D display."):
+            self.logic.setShow3D(self._parameterNode.outputSegmentation, checked)
+
+    def onImportModelButton(self) -> None:
+        path = qt.QFileDialog.getOpenFileName(
+            slicer.util.mainWindow(), "Import model file", "", "Model files (*.pt *.pth *.ckpt *.safetensors)"
+        )
+        if not path:
+            return
+        expected = qt.QInputDialog.getText(
+            slicer.util.mainWindow(), "Import model", "Published SHA-256 of the file (optional):"
+        )
+        with slicer.util.tryWithErrorDisplay("Could not import the model file.", waitCursor=True):
+            copied = self.logic.importCheckpoint(path, expected.strip() or None)
+            self._parameterNode.modelPath = str(copied)
+            self.ui.statusLabel.text = f"Model imported: {copied}"
+
+    def onInstallDependenciesButton(self) -> None:
+        with slicer.util.tryWithErrorDisplay("Could not install the dependencies.", waitCursor=True):
+            installed = self.logic.installDependencies(confirm=True)
+            self.ui.statusLabel.text = "Dependencies installed." if installed else "Dependencies: nothing installed."
+
+
+class SSSSegmentLogic(ScriptedLoadableModuleLogic):
+    """Converts nodes and calls the engine. Raises SSSSegError subclasses; never shows dialogs
+    except the confirmation of :meth:`installDependencies`."""
+
+    def __init__(self) -> None:
+        ScriptedLoadableModuleLogic.__init__(self)
+
+    def getParameterNode(self):
+        return SSSSegmentParameterNode(super().getParameterNode())
+
+    @staticmethod
+    def modelDirectory() -> Path:
+        """Where imported models are kept: $SSSSEG_MODEL_DIR, else beside Slicer's settings."""
+        if os.environ.get("SSSSEG_MODEL_DIR"):
+            return Path(os.environ["SSSSEG_MODEL_DIR"])
+        return Path(slicer.app.slicerUserSettingsFilePath).parent / "SSSSegment" / "models"
+
+    def segmentVolume(self, volumeNode, segmentationNode=None, preset="fast", device="auto", checkpoint=None,
+                      wait=False, progressCallback=None, allowUntrained=False):
+        """Segment ``volumeNode``; write our five segments into ``segmentationNode`` (None: new node).
+
+        ``wait=True`` blocks (console/batch; Qt events keep being processed) and returns the
+        segmentation node. ``wait=False`` returns the running ``SegmentationJob``: call its
+        ``poll()`` (True when done; then ``job.result_node``, ``job.volumes_ml``) or ``cancel()``.
+        On error or cancel the scene is left as it was. ``allowUntrained``: random weights when no
+        model is found (plumbing tests only: such a result is meaningless).
+        """
+        from SSSSegmentLib.errors import InputError
+        from SSSSegmentLib.slicer_bridge.engine import SegmentOptions
+        from SSSSegmentLib.slicer_bridge.segment_job import SegmentationJob
+
+        if volumeNode is None:
+            raise InputError("select a head CT volume first")
+        self._requireDependencies()
+        options = SegmentOptions(preset=preset, device=device, checkpoint=checkpoint or None,
+                                 allow_untrained=allowUntrained)
+        job = SegmentationJob(volumeNode, segmentationNode, options, progress_callback=progressCallback,
+                              log_callback=logging.info).start()
+        if not wait:
+            return job
+        return job.wait(should_cancel=_processEventsNeverCancel)
+
+    def segmentFiles(self, paths, outputDir, preset="fast", device="auto", checkpoint=None, overwrite=False):
+        """Batch: ``<outputDir>/<name>.seg.nrrd`` per input and ``volumes.csv``; returns the CaseResults."""
+        from SSSSegmentLib.runner import ProgressEvent
+        from SSSSegmentLib.slicer_bridge.batch import segment_files
+        from SSSSegmentLib.slicer_bridge.engine import SegmentOptions
+
+        self._requireDependencies()
+
+        def report(name, event):
+            if isinstance(event, ProgressEvent):
+                slicer.util.showStatusMessage(f"{name}: {event.stage} {100 * event.fraction:.0f}%")
+            slicer.app.processEvents()
+
+        options = SegmentOptions(preset, device, checkpoint or None, overwrite=overwrite)
+        results = segment_files([Path(p) for p in paths], Path(outputDir), options, on_event=report)
+        for result in results:
+            logging.info(f"{result.input_path}: {result.error or result.volumes_ml}")
+        return results
+
+    def importCheckpoint(self, path, expectedSha256=None) -> Path:
+        """Verify (SHA-256) and copy a model file into :meth:`modelDirectory`; return the copy."""
+        from SSSSegmentLib.slicer_bridge.checkpoints import import_checkpoint
+
+        return import_checkpoint(Path(path), self.modelDirectory(), expectedSha256)
+
+    def setShow3D(self, segmentationNode, show: bool) -> None:
+        """Show (build closed surfaces) or hide the segmentation in 3D views."""
+        if segmentationNode is None:
+            return
+        if show:
+            segmentationNode.CreateClosedSurfaceRepresentation()
+        displayNode = segmentationNode.GetDisplayNode()
+        if displayNode is not None:
+            displayNode.SetVisibility3D(show)
+
+    def installDependencies(self, confirm=True) -> bool:
+        """Install what is missing: torch via the PyTorch extension, the pinned packages, sam2.
+
+        Returns False when nothing was missing or the user declined. Never touches numpy or SimpleITK.
+        """
+        from SSSSegmentLib.errors import SSSSegError
+        from SSSSegmentLib.slicer_bridge.dependencies import TORCH_REQUIREMENT, install_packages, missing_modules
+
+        missing = missing_modules()
+        if not missing:
+            return False
+        question = (f"SSSSegment needs these Python packages: {', '.join(missing)}.\n"
+                    "They will be downloaded and installed into Slicer (several minutes; PyTorch is large). "
+                    "Slicer's own numpy and SimpleITK are kept.\nInstall now?")
+        if confirm and not slicer.util.confirmOkCancelDisplay(question, "SSSSegment dependencies"):
+            return False
+        if "torch" in missing:
+            try:
+                import PyTorchUtils
+            except ImportError as exc:
+                raise SSSSegError("PyTorch is missing: install the 'PyTorch' extension from the Extensions "
+                                  "Manager, restart Slicer, then click Install dependencies again") from exc
+            slicer.util.showStatusMessage("Installing PyTorch…")
+            if PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=False,
+                                                            torchVersionRequirement=TORCH_REQUIREMENT) is None:
+                raise SSSSegError("PyTorch was not installed (see the Python console)")
+        install_packages(slicer.util.pip_install, report=slicer.util.showStatusMessage)
+        return True
+
+    def _requireDependencies(self) -> None:
+        from SSSSegmentLib.errors import SSSSegError
+        from SSSSegmentLib.slicer_bridge.dependencies import missing_modules
+
+        missing = missing_modules()
+        if missing:
+            raise SSSSegError(f"missing Python packages: {', '.join(missing)}. "
+                              "Open Model and device, click Install dependencies…")
+
+
+def _processEventsNeverCancel() -> bool:
+    """Keep Slicer responsive while a blocking call waits; never asks to cancel."""
+    slicer.app.processEvents()
+    return False
+
+
+class SSSSegmentTest(ScriptedLoadableModuleTest):
+    """Runs inside Slicer: a synthetic phantom through the whole module path (engine included)."""
+
+    def setUp(self) -> None:
+        slicer.mrmlScene.Clear()
+
+    def runTest(self) -> None:
+        self.setUp()
+        self.test_SegmentPhantom()
+
+    def test_SegmentPhantom(self) -> None:
+        from SSSSegmentLib.classes import HEMORRHAGE_CLASSES
+        from SSSSegmentLib.phantoms import PhantomConfig, generate_phantom
+        from SSSSegmentLib.slicer_bridge.segmentations import segment_id
+        from SSSSegmentLib.slicer_bridge.volume_nodes import ct_to_volume_node
+        from SSSSegmentLib.volumes.geometry import CTVolume
+
+        self.delayDisplay("Generating a phantom head CT")
+        phantom = generate_phantom(0, PhantomConfig(matrix=256))
+        ct = CTVolume(phantom.hu_zyx, phantom.geometry, source="phantom seed 0")
+        volumeNode = ct_to_volume_node(ct, slicer.mrmlScene, "Phantom head CT")
+        self.delayDisplay("Segmenting")
+        # Checks the plumbing (nodes -> engine child -> segments), not accuracy: random weights are
+        # allowed when no trained model is installed. SSSSEG_TEST_PRESET picks the preset.
+        preset = os.environ.get("SSSSEG_TEST_PRESET", "fast")
+        segmentationNode = SSSSegmentLogic().segmentVolume(volumeNode, preset=preset, device="cpu", wait=True,
+                                                           allowUntrained=True)
+        segmentation = segmentationNode.GetSegmentation()
+        for hclass in HEMORRHAGE_CLASSES:
+            segment = segmentation.GetSegment(segment_id(hclass))
+            self.assertIsNotNone(segment, f"segment {hclass.key} missing")
+            self.assertEqual(segment.GetName(), hclass.name)
+        self.assertEqual(segmentation.GetNumberOfSegments(), len(HEMORRHAGE_CLASSES))
+        self.delayDisplay("Test passed")
