@@ -3,10 +3,10 @@
 Importing this package imports torch; ``SSSSegmentLib`` itself never imports it at import time.
 """
 
+from ..fsutil import file_sha256
 from .build import build_model, resolve_device
 from .checkpoint import load_sss_checkpoint, read_checkpoint_info, save_sss_checkpoint
 from .dfe import DFE
-from .hashing import file_sha256
 from .heads import CoarseHead
 from .preprocess import DEFAULT_WINDOWS, SliceFrame, ct_to_model_input
 from .presets import DEFAULT_PRESET, PRESETS, ModelPreset, get_preset

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from ..errors import CheckpointError, SSSSegError
-from .hashing import file_sha256
+from ..fsutil import file_sha256
 from .presets import ModelPreset, get_preset, preset_for_checkpoint_name
 from .sss_model import SSSModel
 

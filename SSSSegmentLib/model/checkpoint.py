@@ -20,9 +20,8 @@ from safetensors.torch import load_file, save_file
 from .. import __version__
 from ..classes import HEMORRHAGE_CLASSES
 from ..errors import CheckpointError, SSSSegError
-from ..fsutil import atomic_path, check_writable_output
+from ..fsutil import atomic_path, check_writable_output, file_sha256
 from .build import build_model, describe_state_mismatch
-from .hashing import file_sha256
 from .presets import ModelPreset
 from .sss_model import SSSModel
 
