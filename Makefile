@@ -11,7 +11,7 @@ demo: setup
 	$(BIN)/sssseg demo --out $(DEMO_OUT)
 
 lint: setup
-	$(BIN)/ruff check SSSSegmentLib Testing benchmarks
+	$(BIN)/ruff check SSSSegmentLib SSSSegment Testing benchmarks docs scripts
 
 test: lint
 	$(BIN)/python -m pytest -q Testing

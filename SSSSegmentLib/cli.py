@@ -124,14 +124,14 @@ def format_volumes(volumes_ml: dict[str, float]) -> str:
 
 
 def _cmd_phantoms(args: argparse.Namespace, out: Reporter) -> int:
+    from .demo import phantom_preview
     from .phantoms import write_dataset
 
-    dataset_dir = write_dataset(args.outdir, n=args.n, seed=args.seed, labeled_fraction=args.labeled_fraction,
-                                overwrite=args.overwrite)
-    from .demo import phantom_preview
-
-    preview = phantom_preview(dataset_dir, args.seed)
-    print(f"wrote {args.n} phantom cases to {dataset_dir}\npreview: {preview}")
+    dataset_json = write_dataset(args.outdir, n=args.n, seed=args.seed, labeled_fraction=args.labeled_fraction,
+                                 overwrite=args.overwrite)
+    print(f"wrote {args.n} phantom cases: {dataset_json}")
+    if args.labeled_fraction > 0:
+        print(f"preview: {phantom_preview(dataset_json)}")
     return 0
 
 
