@@ -8,7 +8,8 @@ import sys
 _PROBE = r"""
 import importlib, pkgutil, sys
 import SSSSegmentLib
-names = [m.name for m in pkgutil.walk_packages(SSSSegmentLib.__path__, "SSSSegmentLib.")]
+names = [m.name for m in pkgutil.walk_packages(SSSSegmentLib.__path__, "SSSSegmentLib.")
+         if not m.name.endswith(".__main__")]  # entry points run on import
 for name in names:
     importlib.import_module(name)
 bad = sorted(m for m in sys.modules if m.split(".")[0] in {"slicer", "vtk", "qt", "ctk", "vtkmodules", "PythonQt"})

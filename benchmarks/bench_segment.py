@@ -11,11 +11,9 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
-import time
 from datetime import date
 from pathlib import Path
 
@@ -28,15 +26,17 @@ def run_once(input_path: Path, preset: str, device: str, checkpoint: Path | None
         cmd = [sys.executable, "-m", "SSSSegmentLib.cli", "segment", str(input_path), str(output),
                "--preset", preset, "--device", device, "--progress", "json"]
         cmd += ["--checkpoint", str(checkpoint)] if checkpoint else ["--untrained"]
-        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        start = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        wall_s = time.perf_counter() - start
-        peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    if proc.returncode != 0:
-        raise SystemExit(f"segment failed ({proc.returncode}): {proc.stderr.strip()[-400:]}")
-    done = [json.loads(line) for line in proc.stdout.splitlines() if '"event": "done"' in line][-1]
-    return {"wall_s": wall_s, "peak_rss_mib": max(peak_kib, before) / 1024, "stages_s": done["timings_s"]}
+        # A fresh launcher per run, so RUSAGE_CHILDREN's peak is this run's alone.
+        launcher = ("import json, resource, subprocess, sys, time; t = time.perf_counter(); "
+                    "p = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+                    "print(json.dumps([p.returncode, time.perf_counter() - t, "
+                    "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, p.stdout, p.stderr]))")
+        proc = subprocess.run([sys.executable, "-c", launcher, *cmd], capture_output=True, text=True)
+    code, wall_s, peak_kib, stdout, stderr = json.loads(proc.stdout)
+    if code != 0:
+        raise SystemExit(f"segment failed ({code}): {stderr.strip()[-400:]}")
+    done = [json.loads(line) for line in stdout.splitlines() if '"event": "done"' in line][-1]
+    return {"wall_s": wall_s, "peak_rss_mib": peak_kib / 1024, "stages_s": done["timings_s"]}
 
 
 def main() -> None:
