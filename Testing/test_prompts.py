@@ -315,6 +315,23 @@ def test_epidural_location_prior_in_the_generator():
     assert all(d.kept for d in generate_prompts(probs(labels), hu, GEOMETRY, off).decisions)
 
 
+def test_bone_voxels_never_join_a_component_so_a_coarse_sdh_mask_survives():
+    hu, labels = scene()
+    rim = (radius_ji() >= BRAIN_R - 4) & (radius_ji() < SKULL_R - 1) & (np.mgrid[:96, :96][1] < CENTRE - 20)
+    paint(hu, labels, range(3, 8), rim & (radius_ji() < BRAIN_R), SDH)  # the true crescent
+    for k in range(3, 8):
+        labels[k][rim] = SDH  # a coarse mask that also covers 3 mm of skull
+    result = generate_prompts(probs(labels), hu, GEOMETRY)
+    assert [d.dropped_by for d in result.decisions] == [KEPT]
+    kept = result.kept_zyx == SDH
+    assert kept.any() and (hu[kept] < 200).all()
+    keep_bone = PromptConfig(blood_density=BloodDensityConfig(exclude_voxels_above_hu=None))
+    decision = generate_prompts(probs(labels), hu, GEOMETRY, keep_bone).decisions[0]
+    assert decision.dropped_by == "blood_density" and decision.mean_hu > 100
+    with pytest.raises(SSSSegError, match="exclude_voxels_above_hu"):
+        BloodDensityConfig(exclude_voxels_above_hu=90.0)
+
+
 def test_disabling_a_rule_disables_its_effect():
     hu, labels = scene()
     paint(hu, labels, range(4, 8), disk(CENTRE, CENTRE - 15, 6), SAH, value=10.0)

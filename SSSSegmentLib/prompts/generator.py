@@ -1,7 +1,7 @@
 """The Prompt Generator with Physical Constraints (PCPG): coarse probabilities -> SAM-2 prompts.
 
 Pure numpy/scipy on the volume grid (arrays ``[k, j, i]``). Steps: candidates per class (arg-max
-label with probability >= threshold) -> 26-connected 3D components -> rules (min_volume,
+label with probability >= threshold, minus voxels of bone density) -> 26-connected 3D components -> rules (min_volume,
 continuity, blood_density, intracranial, location_prior; the first failure drops the component)
 -> per kept component a box and points on each slice it spans (or its key slice).
 """
@@ -203,6 +203,9 @@ def generate_prompts(
     config = config or PromptConfig()
     _check_inputs(prob_lzyx, hu_zyx)
     candidates = candidate_label_map(prob_lzyx, config.prob_threshold)
+    dense_limit = config.blood_density.exclude_voxels_above_hu
+    if config.blood_density.enabled and dense_limit is not None:
+        candidates[hu_zyx > dense_limit] = 0  # bone and calcification are never blood
     anatomy = _Anatomy(hu_zyx, geometry, config)
     pad = _view_padding(geometry, config)
     judged = []

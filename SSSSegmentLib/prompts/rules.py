@@ -55,6 +55,11 @@ class BloodDensityConfig:
     Components of at least ``erode_min_voxels`` voxels are measured on their interior (in-plane
     erosion by ``erode_px`` pixels, slices are thick so k is not eroded) to limit partial-volume
     mixing with brain, CSF or bone at the rim; when the interior is empty the whole component is used.
+
+    ``exclude_voxels_above_hu``: a voxel denser than this is bone or calcification, never blood, so
+    it is removed from the candidates before components are formed (None keeps every voxel). The
+    coarse head works on cells of several mm, so an EDH/SDH mask along the inner table otherwise
+    takes in skull voxels, whose ~1000 HU would push the component's mean far above ``max_hu``.
     """
 
     enabled: bool = True
@@ -62,10 +67,13 @@ class BloodDensityConfig:
     max_hu: float = 100.0
     erode_min_voxels: int = 500
     erode_px: int = 1
+    exclude_voxels_above_hu: float | None = 200.0
 
     def __post_init__(self) -> None:
         if self.min_hu > self.max_hu:
             raise SSSSegError(f"blood_density.min_hu {self.min_hu} exceeds max_hu {self.max_hu}")
+        if self.exclude_voxels_above_hu is not None and self.exclude_voxels_above_hu <= self.max_hu:
+            raise SSSSegError("blood_density.exclude_voxels_above_hu must exceed max_hu (or be null)")
 
 
 def measured_voxels(view: ComponentView, cfg: BloodDensityConfig) -> np.ndarray:
