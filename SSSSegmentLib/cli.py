@@ -81,6 +81,10 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--csv", type=Path, help="per-case CSV (default: PRED_DIR/evaluation.csv)")
     ev.add_argument("--overwrite", action="store_true")
 
+    # `train` has its own parser (SSSSegmentLib.training.entry); listed here for the help text.
+    sub.add_parser("train", help="train or fine-tune a model (sssseg train --config CONFIG.yaml [--resume])",
+                   add_help=False)
+
     demo = sub.add_parser("demo", help="segment a fresh phantom with the bundled model and show the result")
     demo.add_argument("--out", type=Path, default=Path("out/demo"))
     demo.add_argument("--seed", type=int, default=None, help="phantom seed (default: a demo seed never trained on)")
@@ -158,6 +162,11 @@ COMMANDS = {"segment": _cmd_segment, "phantoms": _cmd_phantoms, "evaluate": _cmd
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``sssseg`` console script; returns the exit code."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "train":
+        from .training import main_train
+
+        return main_train(argv[1:])
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[sssseg] %(message)s")
     out = Reporter(getattr(args, "progress", "auto"))

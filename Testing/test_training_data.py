@@ -1,0 +1,105 @@
+"""Training data pieces: dataset split (BHSD layout), views, CutMix bookkeeping, prompts, curves."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+
+from SSSSegmentLib.errors import InputError
+from SSSSegmentLib.training.augment import random_cutmix, weak_view
+from SSSSegmentLib.training.cases import load_split, read_case
+from SSSSegmentLib.training.curves import draw_curves
+from SSSSegmentLib.training.losses import component_prompts, stride4_labels
+
+
+def _write(path: Path, array: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sitk.WriteImage(sitk.GetImageFromArray(array), str(path))
+
+
+def _bhsd_like(root: Path) -> Path:
+    """A BHSD-style folder: 3 training cases, 1 test case, and an extra unlabeled folder."""
+    rng = np.random.default_rng(0)
+    training = []
+    for n in range(3):
+        _write(root / "imagesTr" / f"c{n}.nii.gz", rng.integers(-1000, 1000, (3, 16, 16)).astype(np.int16))
+        _write(root / "labelsTr" / f"c{n}.nii.gz", np.full((3, 16, 16), n % 6, np.uint8))
+        training.append({"image": f"./imagesTr/c{n}.nii.gz", "label": f"./labelsTr/c{n}.nii.gz"})
+    _write(root / "imagesTs" / "t0.nii.gz", np.zeros((3, 16, 16), np.int16) + 40)
+    _write(root / "unl" / "u0.nii.gz", np.zeros((3, 16, 16), np.int16) + 30)
+    index = {"training": training, "test": ["./imagesTs/t0.nii.gz"]}
+    (root / "dataset.json").write_text(json.dumps(index))
+    return root
+
+
+def test_bhsd_split_holds_out_validation_and_adds_unlabeled_folder(tmp_path: Path) -> None:
+    root = _bhsd_like(tmp_path)
+    split = load_split(root, val_cases=1, unlabeled_dir=root / "unl")
+    assert [c.case_id for c in split.labeled] == ["c0", "c1"]
+    assert [c.case_id for c in split.validation] == ["c2"]
+    assert [c.case_id for c in split.unlabeled] == ["u0"] and split.unlabeled[0].label is None
+    assert [c.case_id for c in split.test] == ["t0"]
+    volume, labels = read_case(split.validation[0])
+    assert volume.hu_zyx.shape == labels.shape == (3, 16, 16) and int(labels.max()) == 2
+    with pytest.raises(InputError, match="cannot spare 3"):
+        load_split(root, val_cases=3)
+    with pytest.raises(InputError, match="no dataset.json"):
+        load_split(tmp_path / "unl")
+
+
+def test_weak_view_moves_labels_with_the_image() -> None:
+    image = torch.zeros(2, 3, 64, 64)
+    labels = torch.zeros(2, 64, 64, dtype=torch.uint8)
+    image[:, :, 20:30, 40:50] = 5.0
+    labels[:, 20:30, 40:50] = 2
+    out, out_labels = weak_view(image, labels, torch.Generator().manual_seed(3))
+    for b in range(2):
+        bright = out[b, 0] > 2.5
+        assert bright.sum() > 30
+        overlap = (bright & (out_labels[b] == 2)).sum() / bright.sum()
+        assert overlap > 0.85
+
+
+def test_cutmix_mixes_pseudo_labels_exactly_like_images() -> None:
+    gen = torch.Generator().manual_seed(1)
+    mix = random_cutmix(4, 64, gen, p=1.0)
+    ids = torch.arange(4, dtype=torch.float32).view(4, 1, 1, 1).expand(4, 3, 64, 64)
+    mixed_images = mix.apply(ids)[:, 0]  # pixel value = which slice it came from
+    pseudo = torch.arange(4).view(4, 1, 1).expand(4, 16, 16)
+    mixed_pseudo = mix.apply(pseudo)
+    assert torch.equal(mixed_images[:, ::4, ::4].long(), mixed_pseudo)
+    assert bool((mixed_pseudo != pseudo).any())
+
+
+def test_stride4_labels_and_component_boxes() -> None:
+    labels = torch.zeros(1, 64, 64, dtype=torch.uint8)
+    labels[0, 8:24, 12:20] = 5  # 16 x 8 px -> 4 x 2 cells
+    labels[0, 40:48, 40:48] = 2
+    small = stride4_labels(labels)
+    assert small.shape == (1, 16, 16)
+    assert int((small == 5).sum()) == 8 and int((small == 2).sum()) == 4
+    prompts = component_prompts(small, max_prompts=8, gen=torch.Generator().manual_seed(0), jitter=0.0)
+    assert prompts is not None and prompts.count == 2
+    boxes = {tuple(b.tolist()) for b in prompts.boxes}
+    assert (12.0, 8.0, 19.0, 23.0) in boxes and (40.0, 40.0, 47.0, 47.0) in boxes
+    assert float(prompts.targets.sum()) == 12.0
+    assert component_prompts(torch.zeros(1, 16, 16, dtype=torch.long), 4, torch.Generator()) is None
+
+
+def test_curves_png_is_drawn_from_the_log(tmp_path: Path) -> None:
+    log = tmp_path / "log.jsonl"
+    records = [{"step": s, "loss": 1.0 / s, "mask_ratio": 0.5} for s in range(1, 6)]
+    records.append({"step": 5, "val_mean_dice": 0.4, "val_dice_SDH": None})
+    log.write_text("".join(json.dumps(r) + "\n" for r in records))
+    png = draw_curves(log, tmp_path / "curves.png")
+    from PIL import Image
+
+    with Image.open(png) as image:
+        assert image.size[0] > image.size[1] > 100
+        pixels = np.asarray(image.convert("RGB"))
+    assert (pixels != 255).any(axis=2).mean() > 0.01  # something was drawn
