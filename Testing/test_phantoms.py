@@ -187,7 +187,7 @@ def test_dataset_writer_round_trip(tmp_path):
     assert data["numTraining"] == 2 and len(data["training"]) == 2 and data["numUnlabeled"] == 1
     index = read_dataset_index(out)
     assert len(index.labeled) == 2 and len(index.unlabeled) == 1
-    assert index.unlabeled[0].parent.name == "imagesUnlabeled"
+    assert index.unlabeled[0].image.parent.name == "imagesUnlabeled" and index.unlabeled[0].label is None
     case = index.labeled[1]
     image, label = sitk.ReadImage(str(case.image)), sitk.ReadImage(str(case.label))
     assert image.GetPixelID() == sitk.sitkInt16 and label.GetPixelID() == sitk.sitkUInt8
@@ -208,7 +208,7 @@ def test_dataset_writer_refuses_to_overwrite(tmp_path):
     index = read_dataset_index(out)
     assert len(index.labeled) == 0 and len(index.unlabeled) == 1
     assert not list((out / "imagesTr").iterdir())  # stale cases of the earlier dataset are gone
-    index.unlabeled[0].unlink()
+    index.unlabeled[0].image.unlink()
     with pytest.raises(InputError):
         read_dataset_index(out)
     with pytest.raises(InputError):

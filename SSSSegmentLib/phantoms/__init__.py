@@ -4,6 +4,7 @@ The real dataset (BHSD) cannot be shipped; these phantoms stand in for it. See `
 for one case and ``write_dataset`` for a BHSD-like folder of cases.
 """
 
+from ..datasets import CasePaths, DatasetIndex, read_dataset_index
 from .config import (
     SCANNER_PROFILES,
     TISSUE_HU_RANGE,
@@ -13,14 +14,14 @@ from .config import (
     ScannerProfile,
     Tissue,
 )
-from .dataset import DatasetIndex, LabeledCase, read_dataset_index, write_dataset
+from .dataset import write_dataset
 from .generate import generate_phantom
 
 __all__ = [
     "SCANNER_PROFILES",
     "TISSUE_HU_RANGE",
     "DatasetIndex",
-    "LabeledCase",
+    "CasePaths",
     "LesionRecord",
     "Phantom",
     "PhantomConfig",

@@ -15,12 +15,13 @@ the config and the scanner profile, so any case can be regenerated with ``genera
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from ..classes import BACKGROUND_LABEL, HEMORRHAGE_CLASSES
+from ..datasets import INDEX_NAME
 from ..errors import InputError, OutputError
 from ..fsutil import atomic_path
 from ..progress import ProgressCallback, silent
@@ -28,23 +29,6 @@ from .config import SCANNER_PROFILES, Phantom, PhantomConfig, ScannerProfile
 from .generate import generate_phantom
 
 IMAGES_DIR, LABELS_DIR, UNLABELED_DIR = "imagesTr", "labelsTr", "imagesUnlabeled"
-INDEX_NAME = "dataset.json"
-
-
-@dataclass(frozen=True)
-class LabeledCase:
-    case_id: str
-    image: Path
-    label: Path
-
-
-@dataclass(frozen=True)
-class DatasetIndex:
-    """Absolute paths of a dataset's labelled (image + label) and unlabelled (image) cases."""
-
-    root: Path
-    labeled: tuple[LabeledCase, ...]
-    unlabeled: tuple[Path, ...]
 
 
 def case_seeds(seed: int, n: int) -> list[int]:
@@ -152,40 +136,3 @@ def _index_json(
             "scanner": asdict(scanner),
         },
     }
-
-
-def _resolve(root: Path, entry: object, what: str) -> Path:
-    if not isinstance(entry, str) or not entry:
-        raise InputError(f"{root / INDEX_NAME}: {what} entry is not a path: {entry!r}")
-    path = (root / entry).resolve()
-    if not path.is_file():
-        raise InputError(f"{root / INDEX_NAME}: {what} file listed but missing: {path}")
-    return path
-
-
-def read_dataset_index(dataset_dir: Path) -> DatasetIndex:
-    """Labelled and unlabelled case paths of a dataset folder (from its dataset.json).
-
-    Raises InputError when dataset.json is missing or malformed or a listed file does not exist.
-    """
-    root = Path(dataset_dir)
-    index_path = root / INDEX_NAME
-    if not index_path.is_file():
-        raise InputError(f"not a dataset folder (no {INDEX_NAME}): {root}")
-    try:
-        data = json.loads(index_path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise InputError(f"cannot read {index_path}: {err}") from err
-    if not isinstance(data, dict) or not isinstance(data.get("training", []), list):
-        raise InputError(f"{index_path}: expected an object with a 'training' list")
-    labeled = []
-    for item in data.get("training", []):
-        if not isinstance(item, dict):
-            raise InputError(f"{index_path}: training entry is not an object: {item!r}")
-        image = _resolve(root, item.get("image"), "image")
-        labeled.append(LabeledCase(image.name.split(".")[0], image, _resolve(root, item.get("label"), "label")))
-    unlabeled = []
-    for item in data.get("unlabeled", []) or []:
-        entry = item.get("image") if isinstance(item, dict) else item
-        unlabeled.append(_resolve(root, entry, "unlabeled image"))
-    return DatasetIndex(root.resolve(), tuple(labeled), tuple(unlabeled))
