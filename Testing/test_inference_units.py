@@ -103,3 +103,13 @@ def test_fusion_takes_the_most_probable_class_inside_boxes_only():
     assert labels[0].max() == 0  # slice without prompts stays background
     assert labels[1, 3, 3] == 2 and labels[1, 5, 5] == 2  # 0.9 beats 0.7 in the overlap
     assert labels[1, 7, 7] == 5 and labels[1, 9, 9] == 0
+
+
+def test_fusion_confines_masks_to_the_allowed_voxels():
+    shape = (1, 8, 8)
+    mask = np.full(shape[1:], 0.9, np.float32)
+    prompt = _Prompt(5, 0, (0, 0, 8, 8), np.zeros((0, 2)), np.zeros(0))
+    allowed = np.zeros(shape, dtype=bool)
+    allowed[0, 2:5, 3:6] = True  # e.g. inside the skull and not bone
+    labels = fuse_refined([prompt], [mask], shape, threshold=0.5, margin_px=0, allowed_zyx=allowed)
+    assert np.array_equal(labels == 5, allowed)

@@ -325,6 +325,9 @@ def test_bone_voxels_never_join_a_component_so_a_coarse_sdh_mask_survives():
     assert [d.dropped_by for d in result.decisions] == [KEPT]
     kept = result.kept_zyx == SDH
     assert kept.any() and (hu[kept] < 200).all()
+    plausible = result.plausible_zyx
+    assert not plausible[hu > 200].any() and not plausible[hu < -500].any()  # no bone, no air outside
+    assert plausible[(hu == 35.0)].all()
     keep_bone = PromptConfig(blood_density=BloodDensityConfig(exclude_voxels_above_hu=None))
     decision = generate_prompts(probs(labels), hu, GEOMETRY, keep_bone).decisions[0]
     assert decision.dropped_by == "blood_density" and decision.mean_hu > 100

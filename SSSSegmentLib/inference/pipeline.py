@@ -74,7 +74,8 @@ def segment_volume(
     prompts = list(prompt_set.prompts)
     if config.refine and prompts:
         masks = decode_prompts(model, encoded.features, encoded.frame, prompts, device, config.prompt_batch, progress)
-        labels_zyx = fuse_refined(prompts, masks, volume.shape_zyx, config.mask_threshold, config.box_margin_px)
+        labels_zyx = fuse_refined(prompts, masks, volume.shape_zyx, config.mask_threshold, config.box_margin_px,
+                                  prompt_set.plausible_zyx)
     else:
         labels_zyx = np.asarray(prompt_set.kept_zyx, dtype=np.uint8)
     timings["refine"] = time.perf_counter() - t0

@@ -85,12 +85,15 @@ def fuse_refined(
     shape_zyx: tuple[int, int, int],
     threshold: float,
     margin_px: int,
+    allowed_zyx: np.ndarray | None = None,
 ) -> np.ndarray:
     """One label per voxel from refined prompt masks.
 
     Each class's score on a slice is the highest probability any of its prompts gives a voxel,
     inside that prompt's box grown by ``margin_px``. A voxel takes the class with the highest
-    score if that score reaches ``threshold``; otherwise it is background. Returns uint8 (K, J, I).
+    score if that score reaches ``threshold``; otherwise it is background. ``allowed_zyx`` (bool
+    (K, J, I), e.g. the PCPG's physically plausible voxels) confines every mask to it.
+    Returns uint8 (K, J, I).
     """
     labels_zyx = np.zeros(shape_zyx, dtype=np.uint8)
     by_slice: dict[int, list[int]] = defaultdict(list)
@@ -102,6 +105,8 @@ def fuse_refined(
             rows, cols = box_window(prompts[n].box_xyxy, margin_px, shape_zyx[1:])
             label = prompts[n].label
             np.maximum(scores[label, rows, cols], masks[n][rows, cols], out=scores[label, rows, cols])
+        if allowed_zyx is not None:
+            scores *= allowed_zyx[k]
         best = scores.argmax(axis=0)
         labels_zyx[k] = np.where(scores.max(axis=0) >= threshold, best, 0).astype(np.uint8)
     return labels_zyx

@@ -63,12 +63,15 @@ class PromptSet:
 
     ``prompts``: ordered by (label, component_id, slice_k). ``kept_zyx``: uint8 (K, J, I) label map
     of the accepted components (BHSD label values). ``decisions``: one per candidate component,
-    ordered by (label, component_id).
+    ordered by (label, component_id). ``plausible_zyx``: bool (K, J, I), where blood can physically
+    be (inside the intracranial cavity when a skull is found, not of bone density), for the rules
+    that are enabled; None when there are no prompts. Refined masks are confined to it.
     """
 
     prompts: tuple[Prompt, ...]
     kept_zyx: np.ndarray
     decisions: tuple[ComponentDecision, ...]
+    plausible_zyx: np.ndarray | None = None
 
 
 class _Anatomy:
@@ -216,4 +219,16 @@ def generate_prompts(
     for view in kept_views:
         kept_zyx[view.box][view.mask] = view.label
     prompts = _prompts(kept_views, hu_zyx.shape[1:], config)
-    return PromptSet(prompts, kept_zyx, tuple(decision for _, decision in judged))
+    plausible = _plausible_voxels(hu_zyx, anatomy, config) if prompts else None
+    return PromptSet(prompts, kept_zyx, tuple(decision for _, decision in judged), plausible)
+
+
+def _plausible_voxels(hu_zyx: np.ndarray, anatomy: _Anatomy, config: PromptConfig) -> np.ndarray:
+    """Bool (K, J, I): not of bone density and inside the cavity (each when its rule is enabled)."""
+    plausible = np.ones(hu_zyx.shape, dtype=bool)
+    dense_limit = config.blood_density.exclude_voxels_above_hu
+    if config.blood_density.enabled and dense_limit is not None:
+        plausible &= hu_zyx <= dense_limit
+    if config.intracranial.enabled and anatomy.skull_found:
+        plausible &= anatomy.cavity
+    return plausible
