@@ -120,6 +120,6 @@ def _demo_report(case, volumes_ml, loaded, seed, shape, seconds, out_dir) -> str
         lines.append(f"{hclass.key:<6} {dice:>6} {volumes_ml[hclass.key]:>9.2f} {r.true_ml:>9.2f}")
     present = [by_label[c.label].dice for c in HEMORRHAGE_CLASSES if not np.isnan(by_label[c.label].dice)]
     if present:
-        lines.append(f"mean Dice over the {len(present)} class(es) present: {np.mean(present):.3f}")
+        lines.append(f"mean Dice over the {len(present)} class(es) in truth or prediction: {np.mean(present):.3f}")
     lines.append(f"files in {out_dir}: phantom_ct.nrrd, prediction.seg.nrrd, truth.seg.nrrd, prediction.png, truth.png")
     return "\n".join(lines)

@@ -37,6 +37,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--test", type=int, default=24)
     p.add_argument("--matrix", type=int, default=256, help="in-plane matrix of the training phantoms")
     p.add_argument("--test-matrix", type=int, default=512, help="in-plane matrix of the test phantoms")
+    p.add_argument("--test-seed", type=int, default=TEST_SEED_BASE, help="seed of the first test phantom")
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--batch-labeled", type=int, default=4)
     p.add_argument("--batch-unlabeled", type=int, default=4)
@@ -119,7 +120,7 @@ def table(results: dict[str, list], args: argparse.Namespace, seconds: float) ->
     lines = [
         "# Training methods compared (fully automatic evaluation)", "",
         f"Training phantoms: {args.labeled} labeled + {args.unlabeled} unlabeled (matrix {args.matrix}); "
-        f"test: {args.test} unseen phantoms (matrix {args.test_matrix}, seeds {TEST_SEED_BASE}+n). "
+        f"test: {args.test} unseen phantoms (matrix {args.test_matrix}, seeds {args.test_seed}+n). "
         f"Preset `{args.preset}`, {args.steps} steps, batch {args.batch_labeled} labeled + "
         f"{args.batch_unlabeled} unlabeled slices, training seeds {args.seeds}. Segmentation with the "
         "default InferenceConfig (coarse head -> PCPG prompts -> SAM-2 decoder), no ground-truth prompts. "
@@ -140,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     from SSSSegmentLib.phantoms import PhantomConfig, generate_phantom
 
     args = parse_args(argv)
-    tests = [generate_phantom(TEST_SEED_BASE + n, PhantomConfig(matrix=args.test_matrix)) for n in range(args.test)]
+    tests = [generate_phantom(args.test_seed + n, PhantomConfig(matrix=args.test_matrix)) for n in range(args.test)]
     if args.evaluate_only is not None:
         print(describe(evaluate(args.evaluate_only, tests, args.device)))
         return 0
