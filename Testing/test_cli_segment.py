@@ -130,7 +130,7 @@ def test_missing_and_mismatched_checkpoints_are_refused(ct_nrrd: Path, tmp_path:
     save_sss_checkpoint(tiny_ckpt, build_model("tiny"), {"note": "test"})
     code, err = _run(["segment", str(ct_nrrd), str(out), "--preset", "fast", "--checkpoint", str(tiny_ckpt)], capsys)
     assert code == 3 and "tiny" in err and "fast" in err and not out.exists()
-    code, err = _run(["segment", str(ct_nrrd), str(out), "--preset", "tiny", "--device", "cpu"], capsys)
+    code, err = _run(["segment", str(ct_nrrd), str(out), "--preset", "paper", "--device", "cpu"], capsys)
     assert code == 3 and "--untrained" in err  # no bundled model and no checkpoint: say what to pass
 
 

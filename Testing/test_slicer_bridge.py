@@ -342,7 +342,7 @@ def test_bridge_and_runner_import_without_slicer_or_vtk() -> None:
 
 
 def test_segment_job_with_the_real_engine_cli(scene) -> None:  # noqa: ANN001
-    """The real `python -m SSSSegmentLib.cli segment ... --progress json` child (tiny, untrained model)."""
+    """The real `python -m SSSSegmentLib.cli segment ... --progress json` child (tiny preset, bundled model)."""
     from SSSSegmentLib.phantoms import PhantomConfig, generate_phantom
 
     phantom = generate_phantom(0, PhantomConfig(matrix=128))
@@ -354,7 +354,7 @@ def test_segment_job_with_the_real_engine_cli(scene) -> None:  # noqa: ANN001
     assert [node.GetSegmentation().GetSegment(segment_id(c)).GetName() for c in HEMORRHAGE_CLASSES] == [
         c.name for c in HEMORRHAGE_CLASSES
     ]
-    assert set(job.volumes_ml) == {c.key for c in HEMORRHAGE_CLASSES} and job.trained is False
+    assert set(job.volumes_ml) == {c.key for c in HEMORRHAGE_CLASSES} and job.trained is True
     assert "encode" in stages
     labels = segmentation_to_labelmap(node, phantom.geometry, phantom.hu_zyx.shape)
     voxel_ml = phantom.geometry.voxel_volume_ml
