@@ -13,9 +13,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from ..classes import HEMORRHAGE_CLASSES
 from ..errors import InputError
 from ..runner import python_module_command
 
@@ -77,19 +74,3 @@ def engine_environment(base: Mapping[str, str] | None = None) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
     env["PYTHONUNBUFFERED"] = "1"
     return env
-
-
-def to_class_labels(labels_zyx: np.ndarray, names: Mapping[int, str]) -> np.ndarray:
-    """Relabel a label map read from a .seg.nrrd so its values are the classes.py label values.
-
-    ``names`` maps each stored value to its segment name (``segfile.read_labelmap``); a value is
-    matched to a class by name or key. Values of segments that are not ours become background.
-    """
-    by_name = {c.name.lower(): c.label for c in HEMORRHAGE_CLASSES}
-    by_name.update({c.key.lower(): c.label for c in HEMORRHAGE_CLASSES})
-    out = np.zeros(labels_zyx.shape, dtype=np.uint8)
-    for value, name in names.items():
-        label = by_name.get(str(name).strip().lower())
-        if label is not None:
-            out[labels_zyx == value] = label
-    return out

@@ -28,7 +28,7 @@ from ..runner import (
 )
 from ..volumes.io import write_volume
 from ..volumes.segfile import read_labelmap
-from .engine import SegmentOptions, engine_environment, segment_command, to_class_labels
+from .engine import SegmentOptions, engine_environment, segment_command
 from .segmentations import check_target_segmentation, labelmap_to_segmentation
 from .volume_nodes import volume_node_to_ct
 
@@ -132,8 +132,8 @@ class SegmentationJob:
 
     def _succeed(self, event: DoneEvent) -> None:
         try:
-            labels, geometry, names = read_labelmap(self._output_path)
-            self.result_node = self._write_result(to_class_labels(labels, names), geometry)
+            labels, geometry, _ = read_labelmap(self._output_path)  # values are already our class labels
+            self.result_node = self._write_result(labels, geometry)
             self.volumes_ml = dict(event.volumes_ml)
             self.trained = event.trained
             self.finished = True
