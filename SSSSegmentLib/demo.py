@@ -118,8 +118,11 @@ def _demo_report(case, volumes_ml, loaded, seed, shape, seconds, out_dir) -> str
         r = by_label[hclass.label]
         dice = "n/a" if np.isnan(r.dice) else f"{r.dice:.3f}"
         lines.append(f"{hclass.key:<6} {dice:>6} {volumes_ml[hclass.key]:>9.2f} {r.true_ml:>9.2f}")
-    present = [by_label[c.label].dice for c in HEMORRHAGE_CLASSES if not np.isnan(by_label[c.label].dice)]
-    if present:
-        lines.append(f"mean Dice over the {len(present)} class(es) in truth or prediction: {np.mean(present):.3f}")
+    in_truth = [r.dice for r in case.classes if r.true_ml > 0]
+    if in_truth:
+        lines.append(f"mean Dice over the {len(in_truth)} class(es) in the truth: {np.mean(in_truth):.3f}")
+    false_classes = [r.key for r in case.classes if r.true_ml == 0 and r.pred_ml > 0]
+    if false_classes:
+        lines.append(f"classes predicted but absent from the truth (false positives): {', '.join(false_classes)}")
     lines.append(f"files in {out_dir}: phantom_ct.nrrd, prediction.seg.nrrd, truth.seg.nrrd, prediction.png, truth.png")
     return "\n".join(lines)

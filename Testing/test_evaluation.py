@@ -169,11 +169,26 @@ def test_summary_excludes_undefined_dice_and_counts_it():
     sdh_summary = summary.per_class[SDH - 1]
     assert math.isnan(sdh_summary.dice_mean) and sdh_summary.n_dice_undefined == 3
     assert summary.mean_dice == pytest.approx(0.75)  # only IPH has a defined mean
+    assert summary.mean_dice_true == pytest.approx(0.75)
     assert (summary.bleed_sensitivity, summary.bleed_specificity) == (1.0, 1.0)
     table = format_summary_table(summary)
     for cls in HEMORRHAGE_CLASSES:
         assert cls.key in table
     assert "0.750" in table and "n/a" in table
+
+
+def test_dice_over_cases_with_the_class_in_the_truth_ignores_false_positive_classes():
+    iph = ((1, 3), (2, 12), (2, 12))
+    cases = [
+        evaluate_case(*_case({IPH: iph}, {IPH: iph}), (1, 1, 1), "hit"),
+        evaluate_case(*_case({IPH: iph}, {}), (1, 1, 1), "false positive"),
+    ]
+    summary = summarize(cases)
+    iph_summary = summary.per_class[IPH - 1]
+    assert iph_summary.dice_mean == pytest.approx(0.5) and iph_summary.n_dice == 2
+    assert iph_summary.dice_mean_true == 1.0 and iph_summary.n_true == 1
+    assert iph_summary.specificity == 0.0  # the false positive shows here instead
+    assert (summary.mean_dice, summary.mean_dice_true) == (pytest.approx(0.5), 1.0)
 
 
 # ---------------------------------------------------------------- files and directories

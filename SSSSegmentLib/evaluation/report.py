@@ -112,24 +112,27 @@ def write_cases_csv(cases: Iterable[CaseResult], csv_path: Path) -> Path:
 def format_summary_table(summary: EvaluationSummary) -> str:
     """A plain-text table: per class Dice mean±sd, HD95, volume error, detection; an overall row.
 
-    "n/a" marks undefined values; ``n`` counts the cases where Dice is defined and ``inf`` the
-    cases whose HD95 is infinite (class missed or hallucinated), which the HD95 mean leaves out.
+    "n/a" marks undefined values; ``n`` counts the cases where Dice is defined (class in the truth
+    or the prediction) and ``inf`` the cases whose HD95 is infinite (class missed or hallucinated),
+    which the HD95 mean leaves out; "Dice|true" is the mean over the cases whose truth has the class.
     """
     header = (
-        f"{'class':<6} {'Dice mean±sd':>15} {'n':>4} {'HD95 mm':>9} {'inf':>4} {'|ΔV| mL':>9} "
+        f"{'class':<6} {'Dice mean±sd':>15} {'n':>4} {'Dice|true':>9} {'HD95 mm':>9} {'inf':>4} {'|ΔV| mL':>9} "
         f"{'sens':>6} {'spec':>6}"
     )
     lines = [f"Evaluation of {len(summary.cases)} case(s)", header, "-" * len(header)]
     for s in summary.per_class:
         dice = "n/a" if math.isnan(s.dice_mean) else f"{s.dice_mean:.3f}±{_fixed(s.dice_sd)}"
         lines.append(
-            f"{s.key:<6} {dice:>15} {s.n_dice:>4} {_fixed(s.hd95_mean_mm, 2):>9} {s.n_hd95_inf:>4} "
+            f"{s.key:<6} {dice:>15} {s.n_dice:>4} {_fixed(s.dice_mean_true):>9} {_fixed(s.hd95_mean_mm, 2):>9} "
+            f"{s.n_hd95_inf:>4} "
             f"{_fixed(s.abs_volume_error_mean_ml, 2):>9} {_fixed(s.sensitivity, 2):>6} "
             f"{_fixed(s.specificity, 2):>6}"
         )
     lines.append("-" * len(header))
     lines.append(
-        f"{'all':<6} {_fixed(summary.mean_dice):>15} {'':>4} {_fixed(summary.mean_hd95_mm, 2):>9} {'':>4} "
+        f"{'all':<6} {_fixed(summary.mean_dice):>15} {'':>4} {_fixed(summary.mean_dice_true):>9} "
+        f"{_fixed(summary.mean_hd95_mm, 2):>9} {'':>4} "
         f"{_fixed(summary.mean_abs_volume_error_ml, 2):>9} {_fixed(summary.bleed_sensitivity, 2):>6} "
         f"{_fixed(summary.bleed_specificity, 2):>6}"
     )

@@ -72,14 +72,19 @@ class ClassSummary:
     abs_volume_error_mean_ml: float
     sensitivity: float  # case-level detection of this class
     specificity: float
+    dice_mean_true: float = math.nan  # mean Dice over the cases whose truth has the class
+    n_true: int = 0  # cases whose truth has the class
 
 
 @dataclass(frozen=True)
 class EvaluationSummary:
     """Results of a whole evaluation: per-case details, per-class and overall summaries.
 
-    Overall Dice and HD95 are means over the classes whose own mean is defined (macro average);
-    overall detection is case-level "any hemorrhage" sensitivity and specificity.
+    Overall Dice and HD95 are means over the classes whose own mean is defined (macro average).
+    ``mean_dice`` counts, per class, every case where the class is in the truth or the prediction
+    (a false-positive class scores 0); ``mean_dice_true`` counts only cases whose truth has the class
+    (the usual BHSD convention; false-positive classes show in the per-class specificity instead).
+    Overall detection is case-level "any hemorrhage" sensitivity and specificity.
     """
 
     cases: tuple[CaseResult, ...]
@@ -91,6 +96,7 @@ class EvaluationSummary:
     bleed_specificity: float
     min_volume_ml: float = 0.0
     unmatched_predictions: tuple[str, ...] = ()
+    mean_dice_true: float = math.nan
 
 
 def evaluate_class(
@@ -143,6 +149,7 @@ def summarize_class(cases: Sequence[CaseResult], cls: HemorrhageClass) -> ClassS
     """Aggregate one class over cases."""
     results = [case.by_key(cls.key) for case in cases]
     dice_mean, dice_sd, n_dice = metrics.mean_sd([r.dice for r in results])
+    dice_mean_true, _, n_true = metrics.mean_sd([r.dice for r in results if r.true_ml > 0])
     hd95_mean, _, n_hd95 = metrics.mean_sd([r.hd95_mm for r in results])
     vol_err_mean, _, _ = metrics.mean_sd([r.abs_volume_error_ml for r in results])
     sens, spec = metrics.sensitivity_specificity(
@@ -161,6 +168,8 @@ def summarize_class(cases: Sequence[CaseResult], cls: HemorrhageClass) -> ClassS
         abs_volume_error_mean_ml=vol_err_mean,
         sensitivity=sens,
         specificity=spec,
+        dice_mean_true=dice_mean_true,
+        n_true=n_true,
     )
 
 
@@ -180,4 +189,5 @@ def summarize(
         bleed_specificity=spec,
         min_volume_ml=float(min_volume_ml),
         unmatched_predictions=tuple(unmatched_predictions),
+        mean_dice_true=metrics.mean_sd([s.dice_mean_true for s in per_class])[0],
     )
