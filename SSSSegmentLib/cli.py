@@ -65,6 +65,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_model_args(seg)
     seg.add_argument("--series-uid", help="SeriesInstanceUID to read when a DICOM folder holds several series")
     seg.add_argument("--nifti", action="store_true", help="with a .seg.nrrd output, also write a .nii.gz beside it")
+    seg.add_argument("--refine", choices=("model", "on", "off"), default="model",
+                     help="SAM-2 decoder refinement of the prompts (default: as the model's checkpoint recommends)")
     seg.add_argument("--progress", choices=("auto", "bar", "json", "none"), default="auto")
     seg.add_argument("--overwrite", action="store_true", help="replace existing output files")
 
@@ -94,8 +96,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cmd_segment(args: argparse.Namespace, out: Reporter) -> int:
+    import dataclasses
+
     from . import api
-    from .inference import InferenceConfig
+    from .inference import inference_config_for
 
     outputs = api.check_outputs(args.output, args.overwrite, args.nifti)
     out.progress("read", 0.02, args.input.name)
@@ -104,7 +108,10 @@ def _cmd_segment(args: argparse.Namespace, out: Reporter) -> int:
     out.log(f"model: {loaded.source} on {loaded.device}")
     if not loaded.trained:
         out.log("WARNING: the model weights are UNTRAINED: the segmentation is not meaningful")
-    config = InferenceConfig(batch_size=args.batch_size)
+    config = dataclasses.replace(inference_config_for(loaded.model), batch_size=args.batch_size)
+    if args.refine != "model":
+        config = dataclasses.replace(config, refine=args.refine == "on")
+    out.log(f"SAM-2 decoder refinement: {'on' if config.refine else 'off'}")
     result = api.segment_volume(volume, loaded, config, out.progress, out.log)
     api.write_outputs(result, outputs, args.overwrite)
     out.close()

@@ -135,6 +135,23 @@ def test_missing_tensor(saved, tmp_path):
         load_sss_checkpoint(bad)
 
 
+def test_warm_start_from_a_checkpoint_without_new_modules(saved, trained_tiny, tmp_path):
+    """A checkpoint written before the coarse head's refinement branch existed: inference refuses it,
+    a training warm start accepts it, keeps every stored weight and names the fresh ones."""
+    tensors = {k: v for k, v in load_file(str(saved[0])).items() if not k.startswith("coarse_head.refine.")}
+    old = rewrite(saved[0], tmp_path / "old.safetensors", tensors=tensors)
+    with pytest.raises(CheckpointError, match=r"missing keys: coarse_head\.refine"):
+        load_sss_checkpoint(old)
+    model = load_sss_checkpoint(old, allow_new_modules=True)
+    assert model.checkpoint_info["new_parameters"] == ["coarse_head.refine.0.0.weight", "coarse_head.refine.0.0.bias",
+                                                       "coarse_head.refine.0.1.weight", "coarse_head.refine.0.1.bias",
+                                                       "coarse_head.refine.1.weight", "coarse_head.refine.1.bias"]
+    torch.testing.assert_close(model.dfe[0].mlp[-1].weight, trained_tiny.dfe[0].mlp[-1].weight)
+    tensors["dfe.0.conv.weight"] = torch.zeros(1)
+    with pytest.raises(CheckpointError, match="shape mismatch"):
+        load_sss_checkpoint(rewrite(saved[0], tmp_path / "bad.safetensors", tensors=tensors), allow_new_modules=True)
+
+
 def test_class_list_mismatch(saved, tmp_path):
     bad = rewrite(saved[0], tmp_path / "cls.safetensors", meta_edit=lambda m: m["classes"].pop())
     with pytest.raises(CheckpointError, match="other classes"):

@@ -57,6 +57,15 @@ def test_segment_writes_seg_nrrd_and_nifti_on_the_input_grid(ct_nrrd: Path, tmp_
     assert (tmp_path / "result.nii.gz").is_file()
 
 
+def test_decoder_refinement_follows_the_model_unless_asked(ct_nrrd: Path, tmp_path: Path, capsys):
+    """The bundled tiny model recommends no refinement (its decoder is coarser than its head);
+    --refine on/off overrides the recommendation."""
+    code, err = _run(["segment", str(ct_nrrd), str(tmp_path / "a.seg.nrrd"), *TINY], capsys)
+    assert code == 0 and "decoder refinement: off" in err
+    code, err = _run(["segment", str(ct_nrrd), str(tmp_path / "b.seg.nrrd"), "--refine", "on", *TINY], capsys)
+    assert code == 0 and "decoder refinement: on" in err
+
+
 def test_json_progress_protocol_from_a_child_process(ct_nrrd: Path, tmp_path: Path):
     out = tmp_path / "result.seg.nrrd"
     cmd = [sys.executable, "-m", "SSSSegmentLib.cli", "segment", str(ct_nrrd), str(out), *TINY[:-2],

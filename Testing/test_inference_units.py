@@ -113,3 +113,42 @@ def test_fusion_confines_masks_to_the_allowed_voxels():
     allowed[0, 2:5, 3:6] = True  # e.g. inside the skull and not bone
     labels = fuse_refined([prompt], [mask], shape, threshold=0.5, margin_px=0, allowed_zyx=allowed)
     assert np.array_equal(labels == 5, allowed)
+
+
+class _Loaded:
+    """Stands in for an SSSModel: only ``checkpoint_info`` matters to ``inference_config_for``."""
+
+    def __init__(self, checkpoint_info: dict | None) -> None:
+        self.checkpoint_info = checkpoint_info
+
+
+def test_models_recommend_their_inference_settings():
+    from SSSSegmentLib.errors import CheckpointError
+    from SSSSegmentLib.inference import InferenceConfig, inference_config_for
+
+    assert inference_config_for(_Loaded(None)) == InferenceConfig()
+    assert inference_config_for(_Loaded({"info": {"steps": 3}})) == InferenceConfig()
+    chosen = inference_config_for(_Loaded({"info": {"inference": {"refine": False, "mask_threshold": 0.6}}}))
+    assert (chosen.refine, chosen.mask_threshold) == (False, 0.6)
+    with pytest.raises(CheckpointError, match="unknown inference setting"):
+        inference_config_for(_Loaded({"info": {"inference": {"refine_harder": True}}}))
+    with pytest.raises(CheckpointError, match="must be a mapping"):
+        inference_config_for(_Loaded({"info": {"inference": "off"}}))
+
+
+def test_set_model_inference_script_stamps_a_copy(tmp_path):
+    import runpy
+    from pathlib import Path
+
+    from SSSSegmentLib.model import build_model, load_sss_checkpoint, save_sss_checkpoint
+
+    src = tmp_path / "in.safetensors"
+    save_sss_checkpoint(src, build_model("tiny"), {"steps": 7})
+    script = runpy.run_path(str(Path(__file__).resolve().parents[1] / "scripts" / "set_model_inference.py"))
+    dst = tmp_path / "out.safetensors"
+    assert script["main"]([str(src), str(dst), "refine=false"]) == 0
+    info = load_sss_checkpoint(dst).checkpoint_info["info"]
+    assert info == {"steps": 7, "inference": {"refine": False}}
+    assert script["main"]([str(src), str(dst), "refine=false"]) == 2  # never replaces an existing file
+    assert script["main"]([str(src), str(tmp_path / "x.safetensors"), "nonsense=1"]) == 2
+    assert not (tmp_path / "x.safetensors").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -103,6 +104,7 @@ def test_encode_shapes(tiny, tiny_feats):
     assert tiny_feats.image_embed.shape == (2, 64, 16, 16)
     assert [tuple(h.shape) for h in tiny_feats.high_res] == [(2, 8, 64, 64), (2, 16, 32, 32)]
     assert tiny_feats.fpn_stride4.shape == (2, 64, 64, 64)
+    assert tiny_feats.detail.shape == (2, 16, 128, 128)
 
 
 def test_encode_adds_no_mem_embed_after_identity_dfe(tiny):
@@ -124,8 +126,26 @@ def test_encode_rejects_wrong_size(tiny):
 def test_coarse_logits_shape_and_background_prior(tiny, tiny_feats):
     with torch.no_grad():
         logits = tiny.coarse_logits(tiny_feats)
-    assert logits.shape == (2, 6, 64, 64)
+    assert logits.shape == (2, 6, 128, 128)  # stride 2
     assert logits.softmax(dim=1)[:, 0].mean() > 0.9  # background-prior initialisation
+
+
+def test_coarse_refinement_starts_as_the_upsampled_stride4_prediction(tiny, tiny_feats):
+    """The refinement branch starts at zero: a warm start from a stride-4 head keeps its output."""
+    head = tiny.coarse_head
+    with torch.no_grad():
+        stride4 = head.classifier(head.body(tiny_feats.fpn_stride4))
+        expected = torch.nn.functional.interpolate(stride4, size=(128, 128), mode="bilinear", align_corners=False)
+        torch.testing.assert_close(tiny.coarse_logits(tiny_feats), expected)
+
+
+def test_coarse_head_uses_the_image_detail(tiny, tiny_feats):
+    """Once the refinement branch has weights, the detail features change the logits."""
+    head = copy.deepcopy(tiny.coarse_head)
+    torch.nn.init.normal_(head.refine[-1].weight, std=0.1)
+    other = torch.randn_like(tiny_feats.detail)
+    with torch.no_grad():
+        assert not torch.allclose(head(tiny_feats.fpn_stride4, tiny_feats.detail), head(tiny_feats.fpn_stride4, other))
 
 
 BOXES = torch.tensor([[40.0, 40, 120, 140], [100, 60, 200, 160], [10, 10, 60, 60]])
@@ -158,7 +178,7 @@ def test_decode_gathers_features_by_image_index(tiny, tiny_feats):
     from SSSSegmentLib.model import SliceFeatures
 
     alone = SliceFeatures(tiny_feats.image_embed[1:], [h[1:] for h in tiny_feats.high_res],
-                          tiny_feats.fpn_stride4[1:])
+                          tiny_feats.fpn_stride4[1:], tiny_feats.detail[1:])
     with torch.no_grad():
         batched, iou_b = tiny.decode(tiny_feats, torch.tensor([1]), boxes_xyxy=BOXES[:1])
         single, iou_s = tiny.decode(alone, torch.tensor([0]), boxes_xyxy=BOXES[:1])
@@ -244,7 +264,9 @@ def test_dfe_formula_on_hand_computed_example():
 
 def test_coarse_head_standalone_shape():
     head = CoarseHead(16, num_labels=6, mid_channels=8)
-    assert head(torch.randn(3, 16, 10, 12)).shape == (3, 6, 10, 12)
+    detail = head.detail_stem(torch.randn(3, 3, 40, 48))
+    assert detail.shape == (3, 16, 20, 24)
+    assert head(torch.randn(3, 16, 10, 12), detail).shape == (3, 6, 20, 24)
 
 
 # ---------------------------------------------------------------- preprocessing

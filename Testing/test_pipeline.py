@@ -50,10 +50,10 @@ class OracleCoarseHead(torch.nn.Module):
 
     def coarse_logits(self, feats) -> torch.Tensor:  # noqa: ANN001
         lo, hi = self.batch
-        size = self.preset.image_size // 4
+        size = self.preset.image_size // 2
         labels = self.labels[lo:hi]
         onehot = torch.nn.functional.one_hot(labels, 6).permute(0, 3, 1, 2).float()
-        # Same aspect-preserving resize + bottom/right padding as the model input (stride 4).
+        # Same aspect-preserving resize + bottom/right padding as the model input (stride 2).
         onehot = torch.nn.functional.interpolate(onehot, scale_factor=size / max(labels.shape[-2:]), mode="nearest")
         onehot = torch.nn.functional.pad(onehot, (0, size - onehot.shape[-1], 0, size - onehot.shape[-2]))
         return 20.0 * onehot - 10.0

@@ -14,7 +14,7 @@ from SSSSegmentLib.errors import InputError
 from SSSSegmentLib.training.augment import random_cutmix, weak_view
 from SSSSegmentLib.training.cases import load_split, read_case
 from SSSSegmentLib.training.curves import draw_curves
-from SSSSegmentLib.training.losses import component_prompts, stride4_labels
+from SSSSegmentLib.training.losses import component_prompts, pooled_labels, pooled_valid
 
 
 def _write(path: Path, array: np.ndarray) -> None:
@@ -76,11 +76,20 @@ def test_cutmix_mixes_pseudo_labels_exactly_like_images() -> None:
     assert bool((mixed_pseudo != pseudo).any())
 
 
-def test_stride4_labels_and_component_boxes() -> None:
+def test_pooled_valid_needs_every_pixel() -> None:
+    valid = torch.ones(1, 8, 8, dtype=torch.bool)
+    valid[0, 0, 0] = False
+    pooled = pooled_valid(valid, 2)
+    assert pooled.shape == (1, 4, 4) and not bool(pooled[0, 0, 0]) and int(pooled.sum()) == 15
+
+
+def test_pooled_labels_and_component_boxes() -> None:
     labels = torch.zeros(1, 64, 64, dtype=torch.uint8)
     labels[0, 8:24, 12:20] = 5  # 16 x 8 px -> 4 x 2 cells
     labels[0, 40:48, 40:48] = 2
-    small = stride4_labels(labels)
+    labels[0, 60:62, 0:2] = 3  # a quarter of a 4x4 cell: too small to claim it
+    assert torch.equal(pooled_labels(pooled_labels(labels, 2), 2), pooled_labels(labels, 4))
+    small = pooled_labels(labels, 4)
     assert small.shape == (1, 16, 16)
     assert int((small == 5).sum()) == 8 and int((small == 2).sum()) == 4
     prompts = component_prompts(small, max_prompts=8, gen=torch.Generator().manual_seed(0), jitter=0.0)

@@ -6,6 +6,11 @@ a fully supervised ceiling (every training case labeled), for several seeds; seg
 phantom with ``segment_volume`` (default InferenceConfig: coarse head -> PCPG -> decoder, no
 ground-truth prompts) and writes a markdown table (per-class Dice, mean Dice, HD95).
 
+Runs already trained with the same settings (``config.json`` + ``final.safetensors`` in the work
+folder) are evaluated again but not retrained, and generated data is reused, so seeds can be trained
+by separate processes (``--seeds 0`` and ``--seeds 1`` side by side, one thread each) and the table
+written by a last call with every seed.
+
 Full run (GPU advisable):  python benchmarks/train_compare.py
 Quick CPU check:           python benchmarks/train_compare.py --labeled 4 --unlabeled 8 --test 3 \
                                --steps 40 --seeds 0 --matrix 128
@@ -59,27 +64,52 @@ def make_data(args: argparse.Namespace) -> tuple[Path, Path]:
 
     n = args.labeled + args.unlabeled
     config = PhantomConfig(matrix=args.matrix)
-    semi, full = args.workdir / "data_semi", args.workdir / "data_full"
-    write_dataset(semi, n, args.data_seed, labeled_fraction=args.labeled / n, config=config, overwrite=True)
-    if "ceiling" in args.methods:
+    tag = f"{args.labeled}l{args.unlabeled}u_m{args.matrix}_s{args.data_seed}"
+    semi, full = args.workdir / f"data_semi_{tag}", args.workdir / f"data_full_{tag}"
+    if not (semi / "dataset.json").is_file():
+        write_dataset(semi, n, args.data_seed, labeled_fraction=args.labeled / n, config=config, overwrite=True)
+    if "ceiling" in args.methods and not (full / "dataset.json").is_file():
         write_dataset(full, n, args.data_seed, labeled_fraction=1.0, config=config, overwrite=True)
     return semi, full
 
 
 def train(args: argparse.Namespace, method: str, seed: int, semi: Path, full: Path) -> Path:
+    """Train one run (or reuse a finished run of the same configuration); its final checkpoint."""
+    import json
     import shutil
 
     from SSSSegmentLib.training import TrainConfig, run_training
 
-    name = "ceiling" if method == "ceiling" else method
-    out = args.workdir / f"run_{name}_seed{seed}"
-    shutil.rmtree(out, ignore_errors=True)
+    out = args.workdir / f"run_{method}_seed{seed}"
     config = TrainConfig(dataset_dir=str(full if method == "ceiling" else semi), output_dir=str(out),
                          method="supervised" if method == "ceiling" else method, preset=args.preset,
                          device=args.device, seed=seed, steps=args.steps, batch_labeled=args.batch_labeled,
                          batch_unlabeled=args.batch_unlabeled, warmup_steps=min(50, args.steps // 10 + 1),
                          checkpoint_every=max(1, args.steps // 4), val_every=args.steps)
+    saved, final = out / "config.json", out / "final.safetensors"
+    if final.is_file() and saved.is_file() and json.loads(saved.read_text()) == config.to_dict():
+        print(f"{method} seed {seed}: reusing {final}", flush=True)
+        return final
+    shutil.rmtree(out, ignore_errors=True)
     return run_training(config).final_checkpoint
+
+
+class TestSet:
+    """The unseen test phantoms, generated on first use."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.seed, self.count, self.matrix = args.test_seed, args.test, args.test_matrix
+        self.tag = f"{self.seed}_{self.count}_m{self.matrix}"
+        self._phantoms: list | None = None
+
+    @property
+    def phantoms(self) -> list:
+        from SSSSegmentLib.phantoms import PhantomConfig, generate_phantom
+
+        if self._phantoms is None:
+            config = PhantomConfig(matrix=self.matrix)
+            self._phantoms = [generate_phantom(self.seed + n, config) for n in range(self.count)]
+        return self._phantoms
 
 
 def evaluate(checkpoint: Path, test_phantoms: list, device: str) -> object:
@@ -94,6 +124,31 @@ def evaluate(checkpoint: Path, test_phantoms: list, device: str) -> object:
     return summarize(cases)
 
 
+def scores_of(summary: object) -> dict:
+    """The numbers the table shows, from an EvaluationSummary (JSON-serialisable)."""
+    return {"dice_true": {c.key: c.dice_mean_true for c in summary.per_class},
+            "mean_dice_true": summary.mean_dice_true, "mean_dice": summary.mean_dice,
+            "mean_hd95_mm": summary.mean_hd95_mm}
+
+
+def evaluate_run(checkpoint: Path, tests: TestSet, device: str) -> dict:
+    """Scores of one trained run, cached next to its checkpoint (keyed by the test set and weights)."""
+    import json
+
+    from SSSSegmentLib.fsutil import file_sha256
+
+    cache = checkpoint.parent / f"eval_{tests.tag}.json"
+    sha = file_sha256(checkpoint)
+    if cache.is_file():
+        saved = json.loads(cache.read_text())
+        if saved.get("checkpoint_sha256") == sha:
+            return saved["scores"]
+    scores = scores_of(evaluate(checkpoint, tests.phantoms, device))
+    with atomic_path(cache) as tmp:
+        tmp.write_text(json.dumps({"checkpoint_sha256": sha, "scores": scores}))
+    return scores
+
+
 def describe(summary: object) -> str:
     """Per-case and per-class Dice of one evaluation, as text."""
     lines = []
@@ -101,8 +156,11 @@ def describe(summary: object) -> str:
         dice = {c.key: round(c.dice, 3) for c in case.classes if not math.isnan(c.dice)}
         lines.append(f"{case.case_id}: {dice}")
     for c in summary.per_class:
-        lines.append(f"{c.key}: Dice {c.dice_mean:.3f} over {c.n_dice} case(s), HD95 {c.hd95_mean_mm:.1f} mm")
-    lines.append(f"mean Dice over classes: {summary.mean_dice:.3f}")
+        lines.append(f"{c.key}: Dice {c.dice_mean_true:.3f} over the {c.n_true} case(s) with the class, "
+                     f"{c.dice_mean:.3f} over the {c.n_dice} with it in truth or prediction; "
+                     f"HD95 {c.hd95_mean_mm:.1f} mm; specificity {c.specificity:.2f}")
+    lines.append(f"mean Dice over classes: {summary.mean_dice_true:.3f} (cases with the class), "
+                 f"{summary.mean_dice:.3f} (false-positive classes count 0)")
     return "\n".join(lines)
 
 
@@ -115,7 +173,7 @@ def _fmt(values: list[float], digits: int = 3) -> str:
     return f"{statistics.mean(finite):.{digits}f} ± {statistics.stdev(finite):.{digits}f}"
 
 
-def table(results: dict[str, list], args: argparse.Namespace, seconds: float) -> str:
+def table(results: dict[str, list[dict]], args: argparse.Namespace, seconds: float) -> str:
     keys = [c.key for c in HEMORRHAGE_CLASSES]
     lines = [
         "# Training methods compared (fully automatic evaluation)", "",
@@ -124,37 +182,37 @@ def table(results: dict[str, list], args: argparse.Namespace, seconds: float) ->
         f"Preset `{args.preset}`, {args.steps} steps, batch {args.batch_labeled} labeled + "
         f"{args.batch_unlabeled} unlabeled slices, training seeds {args.seeds}. Segmentation with the "
         "default InferenceConfig (coarse head -> PCPG prompts -> SAM-2 decoder), no ground-truth prompts. "
-        "Values: mean ± sd over training seeds of the per-class mean Dice over test cases where the class "
-        "is in the truth or the prediction; HD95 over finite values.", "",
+        "Values: mean ± sd over training seeds. Per-class Dice: mean over the test cases whose truth has "
+        "the class; 'mean Dice' is their mean over classes; 'strict' also counts, as 0, every case where "
+        "the class is only in the prediction (false-positive classes); HD95 over finite values.", "",
         f"Command: `python benchmarks/train_compare.py {' '.join(sys.argv[1:])}` ({seconds / 60:.0f} min)", "",
-        "| method | " + " | ".join(keys) + " | mean Dice | HD95 (mm) |",
-        "|---" * (len(keys) + 3) + "|",
+        "| method | " + " | ".join(keys) + " | mean Dice | strict | HD95 (mm) |",
+        "|---" * (len(keys) + 4) + "|",
     ]
-    for method, summaries in results.items():
-        per_class = [_fmt([next(c.dice_mean for c in s.per_class if c.key == k) for s in summaries]) for k in keys]
-        lines.append(f"| {method} | " + " | ".join(per_class) + f" | {_fmt([s.mean_dice for s in summaries])} | "
-                     f"{_fmt([s.mean_hd95_mm for s in summaries], 1)} |")
+    for method, runs in results.items():
+        per_class = [_fmt([r["dice_true"][k] for r in runs]) for k in keys]
+        lines.append(f"| {method} | " + " | ".join(per_class) + f" | {_fmt([r['mean_dice_true'] for r in runs])} | "
+                     f"{_fmt([r['mean_dice'] for r in runs])} | {_fmt([r['mean_hd95_mm'] for r in runs], 1)} |")
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
-    from SSSSegmentLib.phantoms import PhantomConfig, generate_phantom
-
     args = parse_args(argv)
-    tests = [generate_phantom(args.test_seed + n, PhantomConfig(matrix=args.test_matrix)) for n in range(args.test)]
+    tests = TestSet(args)
     if args.evaluate_only is not None:
-        print(describe(evaluate(args.evaluate_only, tests, args.device)))
+        print(describe(evaluate(args.evaluate_only, tests.phantoms, args.device)))
         return 0
     args.workdir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     semi, full = make_data(args)
-    results: dict[str, list] = {}
+    results: dict[str, list[dict]] = {}
     for method in args.methods:
         label = CEILING if method == "ceiling" else method
         for seed in args.seeds:
-            summary = evaluate(train(args, method, seed, semi, full), tests, args.device)
-            results.setdefault(label, []).append(summary)
-            print(f"{label} seed {seed}: mean Dice {summary.mean_dice:.3f}", flush=True)
+            scores = evaluate_run(train(args, method, seed, semi, full), tests, args.device)
+            results.setdefault(label, []).append(scores)
+            print(f"{label} seed {seed}: mean Dice {scores['mean_dice_true']:.3f} "
+                  f"(strict {scores['mean_dice']:.3f})", flush=True)
     text = table(results, args, time.perf_counter() - t0)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(args.out) as tmp:

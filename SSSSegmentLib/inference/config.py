@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from ..errors import SSSSegError
+from ..errors import CheckpointError, SSSSegError
 from ..prompts import PromptConfig
 
 
@@ -40,3 +40,24 @@ class InferenceConfig:
         if isinstance(args.get("prompts"), dict):
             args["prompts"] = PromptConfig.from_dict(args["prompts"])
         return cls(**args)
+
+
+def inference_config_for(model: object) -> InferenceConfig:
+    """The settings a model recommends for itself, else the defaults.
+
+    An SSS checkpoint may carry ``info["inference"]``: a mapping of InferenceConfig fields chosen
+    when the model was validated (e.g. ``{"refine": false}`` for a model whose decoder masks, at
+    stride 4, are coarser than its stride-2 coarse head). ``model`` is an SSSModel (its
+    ``checkpoint_info`` is the checkpoint metadata, None for a model not loaded from one).
+    """
+    meta = getattr(model, "checkpoint_info", None)
+    info = meta.get("info") if isinstance(meta, dict) else None
+    values = info.get("inference") if isinstance(info, dict) else None
+    if values is None:
+        return InferenceConfig()
+    if not isinstance(values, dict):
+        raise CheckpointError(f"checkpoint inference settings must be a mapping, got {type(values).__name__}")
+    try:
+        return InferenceConfig.from_dict(values)
+    except (SSSSegError, TypeError) as exc:
+        raise CheckpointError(f"checkpoint inference settings are invalid: {exc}") from None

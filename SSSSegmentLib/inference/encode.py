@@ -150,10 +150,11 @@ def encode_volume(
         with autocast_for(device):
             feats = model.encode(images.to(device))
             logits = model.coarse_logits(feats)
-        # The stride-4 FPN map only feeds the coarse head: do not keep it in the cache.
-        feats = dataclasses.replace(feats, fpn_stride4=feats.fpn_stride4.new_empty((hi - lo, 0)))
+        # The stride-4 FPN map and the detail stem only feed the coarse head: do not keep them.
+        empty = feats.fpn_stride4.new_empty((hi - lo, 0))
+        feats = dataclasses.replace(feats, fpn_stride4=empty, detail=empty)
         frames.append(frame)
-        probs = torch.softmax(logits.float(), dim=1)  # (b, 6, S/4, S/4)
+        probs = torch.softmax(logits.float(), dim=1)  # (b, 6, S/2, S/2)
         for label in range(6):
             prob_lzyx[label, lo:hi] = frame.masks_to_slice(probs[:, label].cpu()).numpy()
         parts.append(map_features(feats, lambda t: t.float().to(cache_device)))

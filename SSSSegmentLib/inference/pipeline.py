@@ -12,7 +12,7 @@ import torch
 from ..classes import HEMORRHAGE_CLASSES
 from ..progress import ProgressCallback, silent
 from ..volumes.geometry import CTVolume, Geometry
-from .config import InferenceConfig
+from .config import InferenceConfig, inference_config_for
 from .encode import encode_volume
 from .refine import decode_prompts, fuse_refined
 
@@ -53,11 +53,12 @@ def segment_volume(
 
     Steps: encode all axial slices (batched) -> coarse per-label probabilities on the volume
     grid -> prompts from the physically-constrained generator -> SAM-2 decoder refinement of
-    each prompt -> fusion to one label per voxel.
+    each prompt -> fusion to one label per voxel. Without ``config``, the model's own recommended
+    settings (``inference_config_for``) apply.
     """
     from ..prompts import generate_prompts
 
-    config = config or InferenceConfig()
+    config = config or inference_config_for(model)
     timings: dict[str, float] = {}
     model.eval()
     t0 = time.perf_counter()

@@ -94,12 +94,14 @@ def read_checkpoint_info(path: Path | str) -> dict:
 
 
 def load_sss_checkpoint(path: Path | str, device: str | torch.device = "cpu",
-                        expected_preset: str | None = None) -> SSSModel:
+                        expected_preset: str | None = None, allow_new_modules: bool = False) -> SSSModel:
     """Rebuild the model stored in an SSS checkpoint (eval mode, on ``device``).
 
     The architecture comes from the stored preset fields. CheckpointError when the preset is not
     ``expected_preset`` (if given), the class list differs from this version's, or the weights do
-    not fit the architecture.
+    not fit the architecture. ``allow_new_modules`` (for warm-starting training from a checkpoint
+    of an older version) accepts weights the file lacks, left at their initial values and listed
+    in ``model.checkpoint_info["new_parameters"]``; unknown keys and shape mismatches still fail.
     """
     path = Path(path)
     meta = read_checkpoint_info(path)
@@ -118,12 +120,14 @@ def load_sss_checkpoint(path: Path | str, device: str | torch.device = "cpu",
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{path} weights are unreadable (corrupt or truncated?): {exc}") from None
     model = build_model(preset, device="cpu")
-    problem = describe_state_mismatch(model.state_dict(), state)
+    expected = model.state_dict()
+    new_keys = [k for k in expected if k not in state] if allow_new_modules else []
+    problem = describe_state_mismatch({k: v for k, v in expected.items() if k not in new_keys}, state)
     if problem:
         raise CheckpointError(f"{path.name} does not fit preset {preset.name!r}: {problem}")
-    model.load_state_dict(state, strict=True)
+    model.load_state_dict(state, strict=not new_keys)
     model.sam2_checkpoint_sha256 = meta.get("sam2_weights_sha256")
-    model.checkpoint_info = meta
+    model.checkpoint_info = {**meta, "new_parameters": new_keys} if new_keys else meta
     return model.to(device).eval()
 
 

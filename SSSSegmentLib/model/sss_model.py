@@ -26,12 +26,14 @@ class SliceFeatures:
     ``image_embed`` (B, C, S/16, S/16): DFE-enhanced lowest-resolution level plus SAM-2's
     ``no_mem_embed`` (as SAM2ImagePredictor does without memory). ``high_res`` [(B, C/8, S/4, S/4),
     (B, C/4, S/8, S/8)]: DFE-enhanced levels projected by the decoder's conv_s0 / conv_s1.
-    ``fpn_stride4`` (B, C, S/4, S/4): the DFE-enhanced stride-4 FPN level (coarse head input).
+    ``fpn_stride4`` (B, C, S/4, S/4): the DFE-enhanced stride-4 FPN level and ``detail``
+    (B, 16, S/2, S/2): the coarse head's image stem; both only feed the coarse head.
     """
 
     image_embed: torch.Tensor
     high_res: list[torch.Tensor]
     fpn_stride4: torch.Tensor
+    detail: torch.Tensor
 
     @property
     def batch_size(self) -> int:
@@ -64,20 +66,22 @@ class SSSModel(nn.Module):
         fpn = self.sam.image_encoder(images)["backbone_fpn"]  # 3 levels: stride 4, 8, 16
         if images_strong is None:
             levels = [dfe(f) for dfe, f in zip(self.dfe, fpn, strict=True)]
+            detail = self.coarse_head.detail_stem(images)
         else:
             self._check_images(images_strong)
             fpn_s = self.sam.image_encoder(images_strong)["backbone_fpn"]
             levels = [dfe(f, fs) for dfe, f, fs in zip(self.dfe, fpn, fpn_s, strict=True)]
+            detail = self.coarse_head.detail_stem(images_strong)
         decoder = self.sam.sam_mask_decoder
         high_res = [decoder.conv_s0(levels[0]), decoder.conv_s1(levels[1])]
         image_embed = levels[2]
         if self.sam.directly_add_no_mem_embed:
             image_embed = image_embed + self.sam.no_mem_embed.view(1, -1, 1, 1)
-        return SliceFeatures(image_embed=image_embed, high_res=high_res, fpn_stride4=levels[0])
+        return SliceFeatures(image_embed=image_embed, high_res=high_res, fpn_stride4=levels[0], detail=detail)
 
     def coarse_logits(self, feats: SliceFeatures) -> torch.Tensor:
-        """Per-class logits (B, 6, S/4, S/4) (softmax over background + 5 classes)."""
-        return self.coarse_head(feats.fpn_stride4)
+        """Per-class logits (B, 6, S/2, S/2) (softmax over background + 5 classes)."""
+        return self.coarse_head(feats.fpn_stride4, feats.detail)
 
     def decode(
         self,

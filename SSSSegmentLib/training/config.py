@@ -26,11 +26,12 @@ class TrainConfig:
     unlabeled; the last ``val_cases`` labeled cases are held out for validation (fully automatic
     pipeline, every ``val_every`` steps); ``max_labeled`` / ``max_unlabeled`` cap the case counts.
     Model: ``preset``; ``sam2_checkpoint`` (official SAM-2 weights, sha256 ``sam2_sha256`` if given)
-    or ``init_checkpoint`` (an SSS checkpoint to continue from); ``freeze_encoder`` None = frozen
-    when starting from SAM-2 weights, trainable from scratch; ``unfreeze_last_stage`` trains the
-    last Hiera stage of a frozen encoder. Optimisation: AdamW (``lr``, ``weight_decay``), linear
-    warm-up over ``warmup_steps`` then cosine decay to ``lr * min_lr_ratio``; ``grad_accum``
-    micro-batches per step, each with ``batch_labeled`` + ``batch_unlabeled`` slices per process.
+    or ``init_checkpoint`` (an SSS checkpoint to continue from; modules it lacks start fresh);
+    ``freeze_encoder`` None = frozen when starting from SAM-2 weights, trainable from scratch;
+    ``unfreeze_last_stage`` trains the last Hiera stage of a frozen encoder. Optimisation: AdamW
+    (``lr``, ``weight_decay``), linear warm-up over ``warmup_steps`` then cosine decay to
+    ``lr * min_lr_ratio``; ``grad_accum`` micro-batches per step, each with ``batch_labeled`` +
+    ``batch_unlabeled`` slices per process.
     Semi-supervision: ``conf_threshold`` on pseudo-labels, EMA teacher ``ema_decay``,
     ``unsup_weight``; ``decoder_weight`` for the SAM-2 decoder losses with at most ``max_prompts``
     box prompts per micro-batch; ``blood_slice_fraction`` of labeled slices are drawn from slices

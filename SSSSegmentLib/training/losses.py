@@ -1,7 +1,8 @@
 """Losses of the coarse head and the SAM-2 decoder, and box prompts from label components.
 
-Shapes: coarse logits (B, 6, h, w) with h = w = S/4; label maps (B, h, w) int64 (0 background,
-1..5 classes); decoder mask logits (N, 1, h, w). Boxes are (x0, y0, x1, y1) in model-input pixels.
+Shapes: coarse logits (B, 6, S/2, S/2) and their label maps (B, S/2, S/2) int64 (0 background,
+1..5 classes); decoder mask logits (N, 1, S/4, S/4) and their label maps (B, S/4, S/4). Boxes are
+(x0, y0, x1, y1) in model-input pixels.
 """
 
 from __future__ import annotations
@@ -15,18 +16,27 @@ from scipy import ndimage
 
 from ..classes import NUM_LABELS
 
-STRIDE = 4
+STRIDE = 4  # the SAM-2 decoder's mask stride (model-input pixels per mask cell)
 _EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 
 
-def stride4_labels(labels_bss: torch.Tensor) -> torch.Tensor:
-    """Model-grid labels (B, S, S) -> (B, S/4, S/4) int64: the majority label of each 4x4 cell,
+def pooled_labels(labels_bhw: torch.Tensor, factor: int) -> torch.Tensor:
+    """Label maps (B, h, w) -> (B, h/factor, w/factor) int64: the majority label of each cell,
     a hemorrhage class covering >= half of the cell wins (a tight target keeps the coarse
     mask off the skull, where PCPG's blood-density rule would reject it)."""
-    onehot = nnf.one_hot(labels_bss.long(), NUM_LABELS).permute(0, 3, 1, 2).float()
-    frac = nnf.avg_pool2d(onehot, STRIDE)
+    if factor == 1:
+        return labels_bhw.long()
+    onehot = nnf.one_hot(labels_bhw.long(), NUM_LABELS).permute(0, 3, 1, 2).float()
+    frac = nnf.avg_pool2d(onehot, factor)
     fg_best, fg_label = frac[:, 1:].max(dim=1)
     return torch.where(fg_best >= 0.5, fg_label + 1, frac.argmax(dim=1))
+
+
+def pooled_valid(valid_bhw: torch.Tensor, factor: int) -> torch.Tensor:
+    """Validity maps (B, h, w) bool -> (B, h/factor, w/factor): a cell is valid when all its pixels are."""
+    if factor == 1:
+        return valid_bhw
+    return nnf.max_pool2d((~valid_bhw).float()[:, None], factor)[:, 0] == 0
 
 
 def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -70,7 +80,7 @@ class BoxPrompts:
 
 def component_prompts(labels_bhw: torch.Tensor, max_prompts: int, gen: torch.Generator,
                       valid_bhw: torch.Tensor | None = None, jitter: float = 0.1) -> BoxPrompts | None:
-    """One box per 8-connected component of each class on each stride-4 label map (B, h, w).
+    """One box per 8-connected component of each class on each decoder-stride label map (B, S/4, S/4).
 
     The target of a box is its component's mask; ``valid_bhw`` (bool) sets which pixels count in
     the loss (all when None). Boxes are jittered by up to ``jitter`` of their size. At most

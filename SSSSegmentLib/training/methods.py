@@ -1,7 +1,8 @@
 """The training methods, one harness: ``supervised``, ``fixmatch``, ``unimatch_v2`` and ``sss``.
 
 All methods share the supervised part on labeled slices ``img_x`` (coarse head: CE + soft Dice
-on the stride-4 logits; SAM-2 decoder: BCE + Dice with one box prompt per ground-truth component).
+on the stride-2 logits; SAM-2 decoder: BCE + Dice with one box prompt per ground-truth component
+on the stride-4 label map).
 Unlabeled slices come as a weak view ``img_u_w`` and strong views ``img_u_s1`` / ``img_u_s2``
 (CutMix ``mix1`` / ``mix2``):
 
@@ -22,17 +23,30 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..model.heads import HEAD_STRIDE
 from ..model.sss_model import SliceFeatures, SSSModel
 from .augment import CutMix
-from .losses import coarse_supervised_loss, component_prompts, decoder_loss, masked_ce_loss
+from .losses import (
+    STRIDE,
+    coarse_supervised_loss,
+    component_prompts,
+    decoder_loss,
+    masked_ce_loss,
+    pooled_labels,
+    pooled_valid,
+)
+
+_HEAD_TO_DECODER = STRIDE // HEAD_STRIDE  # coarse-head cells per decoder mask cell (per axis)
 
 
 @dataclass
 class Views:
-    """One micro-batch. ``img_*`` (B, 3, S, S) model inputs; ``mask_x`` (B, S/4, S/4) int64 labels."""
+    """One micro-batch. ``img_*`` (B, 3, S, S) model inputs; ``mask_x`` (B, S/2, S/2) int64 labels
+    for the coarse head and ``mask_x_dec`` (B, S/4, S/4) for the decoder."""
 
     img_x: torch.Tensor
     mask_x: torch.Tensor
+    mask_x_dec: torch.Tensor
     img_u_w: torch.Tensor | None = None
     img_u_s1: torch.Tensor | None = None
     img_u_s2: torch.Tensor | None = None
@@ -52,7 +66,8 @@ class MethodSettings:
 def _feature_split(feats: SliceFeatures, sizes: list[int]) -> list[SliceFeatures]:
     starts = [sum(sizes[:n]) for n in range(len(sizes))]
     return [SliceFeatures(feats.image_embed[s:s + n], [h[s:s + n] for h in feats.high_res],
-                          feats.fpn_stride4[s:s + n]) for s, n in zip(starts, sizes, strict=True)]
+                          feats.fpn_stride4[s:s + n], feats.detail[s:s + n])
+            for s, n in zip(starts, sizes, strict=True)]
 
 
 def complementary_dropout(f1: torch.Tensor, f2: torch.Tensor,
@@ -92,7 +107,7 @@ class TrainStep(nn.Module):
     def _supervised(self, feats_x: SliceFeatures, views: Views, gen: torch.Generator,
                     stats: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         loss_x = coarse_supervised_loss(self.model.coarse_logits(feats_x), views.mask_x)
-        loss_dec = self._decoder_term(feats_x, views.mask_x, None, gen)
+        loss_dec = self._decoder_term(feats_x, views.mask_x_dec, None, gen)
         stats.update(loss_x=loss_x.detach(), loss_dec_x=loss_dec.detach())
         return loss_x + self.settings.decoder_weight * loss_dec, stats
 
@@ -128,14 +143,14 @@ class TrainStep(nn.Module):
             feats_x, feats_s1, feats_s2 = _feature_split(feats, [views.img_x.shape[0], n_u, n_u])
         loss_sup, stats = self._supervised(feats_x, views, gen, stats)
         drop1, drop2 = complementary_dropout(feats_s1.fpn_stride4, feats_s2.fpn_stride4, gen)
-        loss_u1 = masked_ce_loss(self.model.coarse_head(drop1), pseudo1, valid1)
-        loss_u2 = masked_ce_loss(self.model.coarse_head(drop2), pseudo2, valid2)
+        loss_u1 = masked_ce_loss(self.model.coarse_head(drop1, feats_s1.detail), pseudo1, valid1)
+        loss_u2 = masked_ce_loss(self.model.coarse_head(drop2, feats_s2.detail), pseudo2, valid2)
         loss_u = 0.5 * (loss_u1 + loss_u2)
         total = loss_sup + self.settings.unsup_weight * loss_u
         stats["loss_u"] = loss_u.detach()
         if self.settings.method == "sss":
-            confident = torch.where(valid1, pseudo1, torch.zeros_like(pseudo1))
-            loss_dec_u = self._decoder_term(feats_s1, confident, valid1, gen)
+            confident = pooled_labels(torch.where(valid1, pseudo1, torch.zeros_like(pseudo1)), _HEAD_TO_DECODER)
+            loss_dec_u = self._decoder_term(feats_s1, confident, pooled_valid(valid1, _HEAD_TO_DECODER), gen)
             stats["loss_dec_u"] = loss_dec_u.detach()
             total = total + self.settings.unsup_weight * self.settings.decoder_weight * loss_dec_u
         return total, stats

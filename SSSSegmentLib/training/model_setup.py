@@ -15,7 +15,8 @@ def build_student(config: TrainConfig, device: torch.device) -> SSSModel:
     """SSSModel from an SSS checkpoint, from official SAM-2 weights, or random (seeded) init."""
     torch.manual_seed(config.seed)
     if config.init_checkpoint:
-        model = load_sss_checkpoint(config.init_checkpoint, device="cpu", expected_preset=config.preset)
+        model = load_sss_checkpoint(config.init_checkpoint, device="cpu", expected_preset=config.preset,
+                                    allow_new_modules=True)
     else:
         model = build_model(config.preset, sam2_checkpoint=config.sam2_checkpoint, device="cpu",
                             expected_sha256=config.sam2_sha256)

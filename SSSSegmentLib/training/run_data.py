@@ -8,13 +8,14 @@ import torch
 
 from ..errors import InputError
 from ..model import get_preset
+from ..model.heads import HEAD_STRIDE
 from ..progress import ProgressCallback
 from .augment import photometric, random_cutmix, weak_view
 from .cases import load_split, read_case
 from .config import TrainConfig
 from .data import SliceCache, build_cache, from_unit_uint8, sample_labeled, sample_unlabeled, step_generator
 from .distributed import DistInfo
-from .losses import stride4_labels
+from .losses import STRIDE, pooled_labels
 from .methods import Views
 from .validate import ValidationCase
 
@@ -57,7 +58,7 @@ def make_views(data: RunData, config: TrainConfig, step: int, rank: int, micro: 
     idx_x = sample_labeled(data.labeled, config.batch_labeled, config.blood_slice_fraction, gen)
     img_x = from_unit_uint8(data.labeled.images[idx_x]).to(device)
     img_x, lab_x = weak_view(img_x, data.labeled.labels[idx_x].to(device), gen)
-    views = Views(img_x=img_x, mask_x=stride4_labels(lab_x))
+    views = Views(img_x=img_x, mask_x=pooled_labels(lab_x, HEAD_STRIDE), mask_x_dec=pooled_labels(lab_x, STRIDE))
     if data.unlabeled is None:
         return views, gen
     idx_u = sample_unlabeled(data.unlabeled, config.batch_unlabeled, gen)

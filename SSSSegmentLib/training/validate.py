@@ -37,9 +37,9 @@ def evaluate_model(model: torch.nn.Module, cases: Sequence[ValidationCase], devi
                    inference_config: object | None = None) -> ValidationScores:
     """Segment every case with ``segment_volume`` (no ground-truth prompts) and summarise."""
     from ..evaluation import evaluate_case, summarize
-    from ..inference import InferenceConfig, segment_volume
+    from ..inference import segment_volume
 
-    config = inference_config or InferenceConfig()
+    config = inference_config  # None: segment_volume uses the model's recommended settings
     results = []
     for case in cases:
         pred = segment_volume(case.volume, model, device, config).labels_zyx
