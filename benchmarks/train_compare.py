@@ -139,14 +139,25 @@ def evaluate_run(checkpoint: Path, tests: TestSet, device: str) -> dict:
 
     cache = checkpoint.parent / f"eval_{tests.tag}.json"
     sha = file_sha256(checkpoint)
-    if cache.is_file():
-        saved = json.loads(cache.read_text())
-        if saved.get("checkpoint_sha256") == sha:
-            return saved["scores"]
-    scores = scores_of(evaluate(checkpoint, tests.phantoms, device))
-    with atomic_path(cache) as tmp:
-        tmp.write_text(json.dumps({"checkpoint_sha256": sha, "scores": scores}))
-    return scores
+    saved = json.loads(cache.read_text()) if cache.is_file() else {}
+    if saved.get("checkpoint_sha256") == sha:
+        scores = saved["scores"]
+    else:
+        scores = scores_of(evaluate(checkpoint, tests.phantoms, device))
+        with atomic_path(cache) as tmp:
+            tmp.write_text(json.dumps({"checkpoint_sha256": sha, "scores": scores}))
+    return {**scores, "train_s": training_seconds(checkpoint.parent)}
+
+
+def training_seconds(run_dir: Path) -> float:
+    """Wall time of a run's training loop, from the last record of its train_log.jsonl (NaN if absent)."""
+    import json
+
+    log = run_dir / "train_log.jsonl"
+    seconds = [json.loads(line).get("seconds") for line in log.read_text().splitlines() if line.strip()] \
+        if log.is_file() else []
+    seconds = [v for v in seconds if v is not None]
+    return float(seconds[-1]) if seconds else math.nan
 
 
 def describe(summary: object) -> str:
@@ -185,14 +196,17 @@ def table(results: dict[str, list[dict]], args: argparse.Namespace, seconds: flo
         "Values: mean ± sd over training seeds. Per-class Dice: mean over the test cases whose truth has "
         "the class; 'mean Dice' is their mean over classes; 'strict' also counts, as 0, every case where "
         "the class is only in the prediction (false-positive classes); HD95 over finite values.", "",
-        f"Command: `python benchmarks/train_compare.py {' '.join(sys.argv[1:])}` ({seconds / 60:.0f} min)", "",
-        "| method | " + " | ".join(keys) + " | mean Dice | strict | HD95 (mm) |",
-        "|---" * (len(keys) + 4) + "|",
+        f"Command: `python benchmarks/train_compare.py {' '.join(sys.argv[1:])}` (this call: {seconds / 60:.0f} min; "
+        "'train min' is each run's training loop wall time, mean over seeds, however the runs shared the machine)",
+        "",
+        "| method | " + " | ".join(keys) + " | mean Dice | strict | HD95 (mm) | train min |",
+        "|---" * (len(keys) + 5) + "|",
     ]
     for method, runs in results.items():
         per_class = [_fmt([r["dice_true"][k] for r in runs]) for k in keys]
         lines.append(f"| {method} | " + " | ".join(per_class) + f" | {_fmt([r['mean_dice_true'] for r in runs])} | "
-                     f"{_fmt([r['mean_dice'] for r in runs])} | {_fmt([r['mean_hd95_mm'] for r in runs], 1)} |")
+                     f"{_fmt([r['mean_dice'] for r in runs])} | {_fmt([r['mean_hd95_mm'] for r in runs], 1)} | "
+                     f"{statistics.mean(r.get('train_s', math.nan) for r in runs) / 60:.1f} |")
     return "\n".join(lines) + "\n"
 
 
