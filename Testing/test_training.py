@@ -104,6 +104,17 @@ def test_kill_and_resume_equals_an_uninterrupted_run(tiny_dataset: Path, tmp_pat
     assert model.checkpoint_info["info"]["method"] == "sss"
 
 
+def test_warm_start_keeps_the_recommended_inference_settings(tiny_dataset: Path, tmp_path: Path) -> None:
+    from SSSSegmentLib.model import build_model, load_sss_checkpoint, save_sss_checkpoint
+
+    start = tmp_path / "start.safetensors"
+    save_sss_checkpoint(start, build_model("tiny"), {"inference": {"refine": False}})
+    result = run_training(_config(tiny_dataset, tmp_path / "run", method="supervised", steps=1,
+                                  init_checkpoint=str(start)))
+    info = load_sss_checkpoint(result.final_checkpoint).checkpoint_info["info"]
+    assert info["inference"] == {"refine": False} and info["steps"] == 1
+
+
 def test_resume_errors_are_clear(tiny_dataset: Path, tmp_path: Path) -> None:
     config = _config(tiny_dataset, tmp_path / "run", method="supervised", steps=2)
     with pytest.raises(CheckpointError, match="no training state"):

@@ -165,8 +165,11 @@ def _validate(run: _Run, data: RunData, log_path: Path) -> None:
 
 
 def _info(run: _Run, extra: dict) -> dict:
-    return {"method": run.config.method, "steps": run.step, "seed": run.config.seed,
+    """Checkpoint info; a warm start's recommended inference settings carry over (validation used them)."""
+    info = {"method": run.config.method, "steps": run.step, "seed": run.config.seed,
             "dataset_dir": run.config.dataset_dir, "encoder_frozen": run.config.encoder_frozen, **extra}
+    inherited = ((run.model.checkpoint_info or {}).get("info") or {}).get("inference")
+    return {**info, "inference": inherited} if inherited is not None else info
 
 
 def _periodic(run: _Run, data: RunData, log_path: Path, stats: dict[str, float], t0: float) -> None:
