@@ -14,6 +14,7 @@ from SSSSegmentLib.errors import InputError
 from SSSSegmentLib.training.augment import random_cutmix, weak_view
 from SSSSegmentLib.training.cases import load_split, read_case
 from SSSSegmentLib.training.curves import draw_curves
+from SSSSegmentLib.training.data import SliceCache, blood_like_slices, sample_slices
 from SSSSegmentLib.training.losses import component_prompts, pooled_labels, pooled_valid
 
 
@@ -112,3 +113,35 @@ def test_curves_png_is_drawn_from_the_log(tmp_path: Path) -> None:
         assert image.size[0] > image.size[1] > 100
         pixels = np.asarray(image.convert("RGB"))
     assert (pixels != 255).any(axis=2).mean() > 0.01  # something was drawn
+
+
+def test_blood_like_slices_need_an_area_of_blood_density() -> None:
+    hu_zyx = np.full((4, 64, 64), 35.0, np.float32)  # grey matter everywhere
+    hu_zyx[1, 20:30, 20:30] = 70.0  # 10x10 px = 100 mm2 of blood
+    hu_zyx[2, 5, :] = 70.0  # a one-pixel line (partial volume at the skull): opened away
+    hu_zyx[3, 20:30, 20:30] = 400.0  # bone density is not blood
+    assert blood_like_slices(hu_zyx, (1.0, 1.0, 5.0)).tolist() == [False, True, False, False]
+    assert not blood_like_slices(hu_zyx, (0.4, 0.4, 5.0))[1]  # the same square is only 16 mm2
+
+
+def test_blood_like_slices_find_the_bleeds_of_a_phantom() -> None:
+    from SSSSegmentLib.phantoms import PhantomConfig, generate_phantom
+
+    phantom = generate_phantom(5, PhantomConfig(matrix=192, lesion_keys=("IPH", "SDH", "IVH")))
+    found = blood_like_slices(phantom.hu_zyx, phantom.geometry.spacing_mm)
+    pixel_mm2 = phantom.geometry.spacing_mm[0] * phantom.geometry.spacing_mm[1]
+    bleed_mm2 = (phantom.labels_zyx > 0).sum(axis=(1, 2)) * pixel_mm2
+    assert found[bleed_mm2 >= 100].mean() >= 0.8
+    assert found[bleed_mm2 == 0].mean() <= 0.2
+
+
+def test_sample_slices_prefers_blood_slices_and_fraction_zero_is_uniform() -> None:
+    cache = SliceCache(torch.zeros(50, 3, 4, 4, dtype=torch.uint8), None, np.zeros(50, int), np.array([3, 7]))
+    idx = sample_slices(cache, 200, 1.0, torch.Generator().manual_seed(0))
+    assert set(idx.tolist()) == {3, 7}
+    gen, ref = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    assert torch.equal(sample_slices(cache, 20, 0.0, gen), torch.randint(50, (20,), generator=ref))
+    assert torch.equal(torch.rand(3, generator=gen), torch.rand(3, generator=ref))  # same generator state
+    mixed = sample_slices(cache, 400, 0.5, torch.Generator().manual_seed(2))
+    share = np.isin(mixed.numpy(), [3, 7]).mean()
+    assert 0.4 < share < 0.65

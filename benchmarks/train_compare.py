@@ -47,6 +47,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--batch-labeled", type=int, default=4)
     p.add_argument("--batch-unlabeled", type=int, default=4)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--unlabeled-blood-fraction", type=float, default=0.0,
+                   help="share of unlabeled slices drawn from slices with blood-density tissue (semi-supervised "
+                        "methods; runs with a share > 0 get their own folders and table rows)")
     p.add_argument("--methods", nargs="+", default=[*METHODS, "ceiling"], choices=[*METHODS, "ceiling"])
     p.add_argument("--preset", default="tiny")
     p.add_argument("--device", default="auto")
@@ -80,18 +83,32 @@ def train(args: argparse.Namespace, method: str, seed: int, semi: Path, full: Pa
 
     from SSSSegmentLib.training import TrainConfig, run_training
 
-    out = args.workdir / f"run_{method}_seed{seed}"
+    out = args.workdir / f"run_{method}{variant_suffix(args, method)}_seed{seed}"
     config = TrainConfig(dataset_dir=str(full if method == "ceiling" else semi), output_dir=str(out),
                          method="supervised" if method == "ceiling" else method, preset=args.preset,
                          device=args.device, seed=seed, steps=args.steps, batch_labeled=args.batch_labeled,
                          batch_unlabeled=args.batch_unlabeled, warmup_steps=min(50, args.steps // 10 + 1),
-                         checkpoint_every=max(1, args.steps // 4), val_every=args.steps)
+                         checkpoint_every=max(1, args.steps // 4), val_every=args.steps,
+                         unlabeled_blood_slice_fraction=blood_fraction(args, method))
     saved, final = out / "config.json", out / "final.safetensors"
-    if final.is_file() and saved.is_file() and json.loads(saved.read_text()) == config.to_dict():
+    # keys missing from an older run's config.json had their (behaviour-preserving) default then
+    if final.is_file() and saved.is_file() and {**TrainConfig().to_dict(), **json.loads(saved.read_text())} == \
+            config.to_dict():
         print(f"{method} seed {seed}: reusing {final}", flush=True)
         return final
     shutil.rmtree(out, ignore_errors=True)
     return run_training(config).final_checkpoint
+
+
+def blood_fraction(args: argparse.Namespace, method: str) -> float:
+    """The unlabeled blood-slice share for ``method`` (0 for the methods without unlabeled data)."""
+    return args.unlabeled_blood_fraction if method in ("fixmatch", "unimatch_v2", "sss") else 0.0
+
+
+def variant_suffix(args: argparse.Namespace, method: str) -> str:
+    """Run-folder suffix of a non-default sampling variant ("" for the default)."""
+    fraction = blood_fraction(args, method)
+    return f"_ubf{fraction:g}" if fraction > 0 else ""
 
 
 class TestSet:
@@ -222,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, list[dict]] = {}
     for method in args.methods:
         label = CEILING if method == "ceiling" else method
+        if blood_fraction(args, method) > 0:
+            label += f" (unlabeled blood slices {blood_fraction(args, method):g})"
         for seed in args.seeds:
             scores = evaluate_run(train(args, method, seed, semi, full), tests, args.device)
             results.setdefault(label, []).append(scores)

@@ -35,7 +35,8 @@ class TrainConfig:
     Semi-supervision: ``conf_threshold`` on pseudo-labels, EMA teacher ``ema_decay``,
     ``unsup_weight``; ``decoder_weight`` for the SAM-2 decoder losses with at most ``max_prompts``
     box prompts per micro-batch; ``blood_slice_fraction`` of labeled slices are drawn from slices
-    with hemorrhage.
+    with hemorrhage, ``unlabeled_blood_slice_fraction`` of unlabeled slices from slices with a
+    blood-density region in the CT (0 = uniform, as before this option existed).
     """
 
     dataset_dir: str = "data/phantoms"
@@ -64,6 +65,7 @@ class TrainConfig:
     decoder_weight: float = 1.0
     max_prompts: int = 16
     blood_slice_fraction: float = 0.6
+    unlabeled_blood_slice_fraction: float = 0.0
     max_labeled: int | None = None
     max_unlabeled: int | None = None
     val_cases: int = 0
@@ -83,6 +85,7 @@ class TrainConfig:
             "ema_decay must be in [0, 1)": 0.0 <= self.ema_decay < 1.0,
             "conf_threshold must be in [0, 1]": 0.0 <= self.conf_threshold <= 1.0,
             "blood_slice_fraction must be in [0, 1]": 0.0 <= self.blood_slice_fraction <= 1.0,
+            "unlabeled_blood_slice_fraction must be in [0, 1]": 0.0 <= self.unlabeled_blood_slice_fraction <= 1.0,
             "val_cases must be >= 0": self.val_cases >= 0,
             "val_every, checkpoint_every and log_every must be >= 1": min(
                 self.val_every, self.checkpoint_every, self.log_every) >= 1,

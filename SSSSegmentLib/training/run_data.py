@@ -13,7 +13,7 @@ from ..progress import ProgressCallback
 from .augment import photometric, random_cutmix, weak_view
 from .cases import load_split, read_case
 from .config import TrainConfig
-from .data import SliceCache, build_cache, from_unit_uint8, sample_labeled, sample_unlabeled, step_generator
+from .data import SliceCache, build_cache, from_unit_uint8, sample_slices, step_generator
 from .distributed import DistInfo
 from .losses import STRIDE, pooled_labels
 from .methods import Views
@@ -55,13 +55,13 @@ def make_views(data: RunData, config: TrainConfig, step: int, rank: int, micro: 
                device: torch.device) -> tuple[Views, torch.Generator]:
     """The views of one micro-batch; the returned generator drives the method's own randomness."""
     gen = step_generator(config.seed, step, rank, micro)
-    idx_x = sample_labeled(data.labeled, config.batch_labeled, config.blood_slice_fraction, gen)
+    idx_x = sample_slices(data.labeled, config.batch_labeled, config.blood_slice_fraction, gen)
     img_x = from_unit_uint8(data.labeled.images[idx_x]).to(device)
     img_x, lab_x = weak_view(img_x, data.labeled.labels[idx_x].to(device), gen)
     views = Views(img_x=img_x, mask_x=pooled_labels(lab_x, HEAD_STRIDE), mask_x_dec=pooled_labels(lab_x, STRIDE))
     if data.unlabeled is None:
         return views, gen
-    idx_u = sample_unlabeled(data.unlabeled, config.batch_unlabeled, gen)
+    idx_u = sample_slices(data.unlabeled, config.batch_unlabeled, config.unlabeled_blood_slice_fraction, gen)
     img_u_w, _ = weak_view(from_unit_uint8(data.unlabeled.images[idx_u]).to(device), None, gen)
     size = img_u_w.shape[-1]
     views.img_u_w = img_u_w
