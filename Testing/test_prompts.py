@@ -35,6 +35,7 @@ from SSSSegmentLib.prompts import (
     window_sizes,
 )
 from SSSSegmentLib.prompts.components import ComponentView, class_components
+from SSSSegmentLib.prompts.extra_axial import ExtraAxialShapeConfig, shape_ratio, type_extra_axial
 from SSSSegmentLib.prompts.rules import measured_voxels
 from SSSSegmentLib.volumes.geometry import Geometry
 
@@ -313,6 +314,50 @@ def test_epidural_location_prior_in_the_generator():
     assert (result.kept_zyx == EDH).sum() == np.count_nonzero(edh_ji) * 4
     off = only(PromptConfig(), "min_volume", "continuity", "blood_density", "intracranial")
     assert all(d.kept for d in generate_prompts(probs(labels), hu, GEOMETRY, off).decisions)
+
+
+def extra_axial_scene() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A lens (8 mm radius disk against the right inner table, 3 slices) labelled half EDH, half
+    SDH, and a thin crescent (3 mm along the left inner table, 5 slices) labelled partly EDH."""
+    hu, labels = scene()
+    ii = np.mgrid[:96, :96][1]
+    lens = disk(CENTRE, CENTRE + BRAIN_R - 8.5, 8)
+    crescent = (radius_ji() < BRAIN_R) & (radius_ji() >= BRAIN_R - 3) & (ii < CENTRE - 10)
+    jj = np.mgrid[:96, :96][0]
+    paint(hu, labels, range(4, 7), lens & (jj < CENTRE), SDH)
+    paint(hu, labels, range(4, 7), lens & (jj >= CENTRE), EDH)
+    paint(hu, labels, range(2, 7), crescent, SDH)
+    paint(hu, labels, range(5, 7), crescent & (jj < CENTRE), EDH)
+    paint(hu, labels, range(8, 10), disk(CENTRE, CENTRE, 5), IPH)
+    return hu, labels, lens, crescent
+
+
+def test_shape_ratio_tells_a_lens_from_a_crescent():
+    _, labels, lens, crescent = extra_axial_scene()
+    lens_zyx = np.zeros(SHAPE, bool)
+    lens_zyx[4:7][:, lens] = True
+    crescent_zyx = np.zeros(SHAPE, bool)
+    crescent_zyx[2:7][:, crescent] = True
+    assert shape_ratio(lens_zyx, SPACING_ZYX) > 0.6
+    assert shape_ratio(crescent_zyx, SPACING_ZYX) < 0.2
+    typed = type_extra_axial(labels, SPACING_ZYX, ExtraAxialShapeConfig(enabled=True))
+    assert (typed[4:7][:, lens] == EDH).all()  # one bleed, one type
+    assert (typed[2:7][:, crescent] == SDH).all()
+    assert np.array_equal(typed == IPH, labels == IPH) and np.array_equal(typed == 0, labels == 0)
+    assert (labels[4:7][:, lens] == SDH).any()  # the input is not changed
+
+
+def test_generator_types_extra_axial_bleeds_only_when_enabled():
+    hu, labels, lens, crescent = extra_axial_scene()
+    off = generate_prompts(probs(labels), hu, GEOMETRY).kept_zyx
+    assert {EDH, SDH} <= set(np.unique(off[4:7][:, lens]))
+    on = PromptConfig.from_dict({"extra_axial_shape": {"enabled": True}})
+    kept = generate_prompts(probs(labels), hu, GEOMETRY, on).kept_zyx
+    assert (kept[4:7][:, lens] == EDH).all() and (kept[2:7][:, crescent] == SDH).all()
+    strict = PromptConfig.from_dict({"extra_axial_shape": {"enabled": True, "edh_min_shape_ratio": 5.0}})
+    assert (generate_prompts(probs(labels), hu, GEOMETRY, strict).kept_zyx[4:7][:, lens] == SDH).all()
+    with pytest.raises(SSSSegError, match="edh_min_shape_ratio"):
+        PromptConfig.from_dict({"extra_axial_shape": {"edh_min_shape_ratio": 0}})
 
 
 def test_bone_voxels_never_join_a_component_so_a_coarse_sdh_mask_survives():

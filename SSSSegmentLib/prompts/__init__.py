@@ -8,6 +8,7 @@ from SSSSegmentLib.prompts.anatomy import CavityConfig, inner_table_distance_mm,
 from SSSSegmentLib.prompts.components import STRUCTURE_26, ComponentView, candidate_label_map
 from SSSSegmentLib.prompts.config import PromptConfig
 from SSSSegmentLib.prompts.continuity import ContinuityConfig, continuity_outcomes, window_sizes
+from SSSSegmentLib.prompts.extra_axial import ExtraAxialShapeConfig, type_extra_axial
 from SSSSegmentLib.prompts.generator import KEPT, ComponentDecision, PromptSet, generate_prompts
 from SSSSegmentLib.prompts.location import LocationPriorConfig, location_prior_rule
 from SSSSegmentLib.prompts.outcome import RuleOutcome
@@ -29,6 +30,7 @@ __all__ = [
     "ComponentDecision",
     "ComponentView",
     "ContinuityConfig",
+    "ExtraAxialShapeConfig",
     "IntracranialConfig",
     "LocationPriorConfig",
     "MinVolumeConfig",
@@ -45,5 +47,6 @@ __all__ = [
     "intracranial_rule",
     "location_prior_rule",
     "min_volume_rule",
+    "type_extra_axial",
     "window_sizes",
 ]

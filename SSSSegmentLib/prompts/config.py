@@ -10,6 +10,7 @@ from typing import Any
 from SSSSegmentLib.errors import SSSSegError
 from SSSSegmentLib.prompts.anatomy import CavityConfig
 from SSSSegmentLib.prompts.continuity import ContinuityConfig
+from SSSSegmentLib.prompts.extra_axial import ExtraAxialShapeConfig
 from SSSSegmentLib.prompts.location import LocationPriorConfig
 from SSSSegmentLib.prompts.rules import BloodDensityConfig, IntracranialConfig, MinVolumeConfig
 
@@ -21,7 +22,8 @@ class PromptConfig:
     """Configuration of ``generate_prompts``.
 
     ``prob_threshold``: a voxel is a candidate of class c when c is its arg-max label and
-    p_c >= this. Rules run in the order min_volume, continuity, blood_density, intracranial,
+    p_c >= this. ``extra_axial_shape`` (when enabled) first types every extra-axial candidate
+    component as EDH or SDH by its shape. Rules run in the order min_volume, continuity, blood_density, intracranial,
     location_prior; the first that fails drops the component. ``prompt_slices``: "all" = one
     prompt per slice the component spans (per-slice box), "key" = only its largest-area slice.
     ``positive_points``: points per prompt (the first is the most interior pixel). ``box_pad_px``:
@@ -37,6 +39,7 @@ class PromptConfig:
     negative_points: bool = False
     max_negative_points: int = 4
     cavity: CavityConfig = field(default_factory=CavityConfig)
+    extra_axial_shape: ExtraAxialShapeConfig = field(default_factory=ExtraAxialShapeConfig)
     min_volume: MinVolumeConfig = field(default_factory=MinVolumeConfig)
     continuity: ContinuityConfig = field(default_factory=ContinuityConfig)
     blood_density: BloodDensityConfig = field(default_factory=BloodDensityConfig)

@@ -1,7 +1,8 @@
 """The Prompt Generator with Physical Constraints (PCPG): coarse probabilities -> SAM-2 prompts.
 
 Pure numpy/scipy on the volume grid (arrays ``[k, j, i]``). Steps: candidates per class (arg-max
-label with probability >= threshold, minus voxels of bone density) -> 26-connected 3D components -> rules (min_volume,
+label with probability >= threshold, minus voxels of bone density; optionally extra-axial
+components typed EDH or SDH by shape) -> 26-connected 3D components -> rules (min_volume,
 continuity, blood_density, intracranial, location_prior; the first failure drops the component)
 -> per kept component a box and points on each slice it spans (or its key slice).
 """
@@ -26,6 +27,7 @@ from SSSSegmentLib.prompts.components import (
 )
 from SSSSegmentLib.prompts.config import PromptConfig
 from SSSSegmentLib.prompts.continuity import continuity_outcomes
+from SSSSegmentLib.prompts.extra_axial import type_extra_axial
 from SSSSegmentLib.prompts.location import location_prior_rule
 from SSSSegmentLib.prompts.outcome import RuleOutcome
 from SSSSegmentLib.prompts.prompting import Prompt, SlicePart, build_prompt, key_part, slice_parts
@@ -209,6 +211,8 @@ def generate_prompts(
     dense_limit = config.blood_density.exclude_voxels_above_hu
     if config.blood_density.enabled and dense_limit is not None:
         candidates[hu_zyx > dense_limit] = 0  # bone and calcification are never blood
+    if config.extra_axial_shape.enabled:
+        candidates = type_extra_axial(candidates, spacing_zyx(geometry), config.extra_axial_shape)
     anatomy = _Anatomy(hu_zyx, geometry, config)
     pad = _view_padding(geometry, config)
     judged = []
