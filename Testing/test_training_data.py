@@ -14,7 +14,7 @@ from SSSSegmentLib.errors import InputError
 from SSSSegmentLib.training.augment import random_cutmix, weak_view
 from SSSSegmentLib.training.cases import load_split, read_case
 from SSSSegmentLib.training.curves import draw_curves
-from SSSSegmentLib.training.data import SliceCache, blood_like_slices, sample_slices
+from SSSSegmentLib.training.data import SliceCache, blood_like_slices, build_cache, sample_slices
 from SSSSegmentLib.training.losses import component_prompts, pooled_labels, pooled_valid
 
 
@@ -145,3 +145,13 @@ def test_sample_slices_prefers_blood_slices_and_fraction_zero_is_uniform() -> No
     mixed = sample_slices(cache, 400, 0.5, torch.Generator().manual_seed(2))
     share = np.isin(mixed.numpy(), [3, 7]).mean()
     assert 0.4 < share < 0.65
+
+
+def test_unlabeled_cache_finds_blood_like_slices_only_when_asked(tmp_path: Path) -> None:
+    root = _bhsd_like(tmp_path)
+    scan = np.full((3, 32, 32), 35, np.int16)
+    scan[2, 10:22, 10:22] = 70  # 144 mm2 of blood-density tissue on slice 2 (1 mm pixels)
+    _write(tmp_path / "more" / "u1.nii.gz", scan)
+    cases = load_split(root, unlabeled_dir=tmp_path / "more").unlabeled
+    assert build_cache(cases, 64, with_labels=False, find_blood_like=True).blood_slices.tolist() == [2]
+    assert build_cache(cases, 64, with_labels=False).blood_slices.size == 0

@@ -23,9 +23,10 @@ class PromptConfig:
 
     ``prob_threshold``: a voxel is a candidate of class c when c is its arg-max label and
     p_c >= this. ``extra_axial_shape`` (when enabled) first types every extra-axial candidate
-    component as EDH or SDH by its shape. Rules run in the order min_volume, continuity, blood_density, intracranial,
-    location_prior; the first that fails drops the component. ``prompt_slices``: "all" = one
-    prompt per slice the component spans (per-slice box), "key" = only its largest-area slice.
+    component as EDH or SDH by its shape. Rules run in the order min_volume, continuity,
+    blood_density, intracranial, location_prior; the first that fails drops the component.
+    ``prompt_slices``: "all" = one prompt per slice the component spans (per-slice box), "key" =
+    only its largest-area slice.
     ``positive_points``: points per prompt (the first is the most interior pixel). ``box_pad_px``:
     pixels added on each side of every box (clipped to the image). ``negative_points``: add the
     interior points of other classes' kept components on the same slice (label 0), at most

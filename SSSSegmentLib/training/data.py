@@ -92,8 +92,10 @@ def blood_like_slices(hu_zyx: np.ndarray, spacing_mm: tuple[float, ...],
 
 
 def build_cache(cases: Sequence[CasePaths], image_size: int, with_labels: bool,
-                progress: ProgressCallback = silent) -> SliceCache | None:
-    """Read and preprocess ``cases`` once (None for an empty list)."""
+                progress: ProgressCallback = silent, find_blood_like: bool = False) -> SliceCache | None:
+    """Read and preprocess ``cases`` once (None for an empty list). Without labels, ``blood_slices``
+    are the ``blood_like_slices`` when ``find_blood_like`` (else none: the prior costs a median
+    filter per slice, spent only when a run samples from it)."""
     if not cases:
         return None
     images, labels, owners, blood_like = [], [], [], []
@@ -103,14 +105,15 @@ def build_cache(cases: Sequence[CasePaths], image_size: int, with_labels: bool,
         images.append(to_unit_uint8(model_input))
         if with_labels and label_zyx is not None:
             labels.append(torch.from_numpy(labels_to_model_grid(label_zyx, frame)))
-        else:
+        elif find_blood_like:
             blood_like.append(blood_like_slices(volume.hu_zyx, volume.geometry.spacing_mm))
         owners.append(np.full(model_input.shape[0], n))
         progress("data", (n + 1) / len(cases), f"case {n + 1}/{len(cases)}")
     label_tensor = torch.cat(labels) if with_labels else None
+    blood = np.empty(0, int)
     if label_tensor is not None:
         blood = np.flatnonzero(label_tensor.flatten(1).amax(1).numpy() > 0)
-    else:
+    elif blood_like:
         blood = np.flatnonzero(np.concatenate(blood_like))
     return SliceCache(torch.cat(images), label_tensor, np.concatenate(owners), blood)
 

@@ -40,7 +40,8 @@ def load_run_data(config: TrainConfig, dist: DistInfo, progress: ProgressCallbac
     labeled = build_cache(split.labeled, size, with_labels=True, progress=progress)
     unlabeled = None
     if config.uses_unlabeled:
-        unlabeled = build_cache(split.unlabeled, size, with_labels=False, progress=progress)
+        unlabeled = build_cache(split.unlabeled, size, with_labels=False, progress=progress,
+                                find_blood_like=config.unlabeled_blood_slice_fraction > 0)
         if unlabeled is None:
             unlabeled = SliceCache(labeled.images, None, labeled.case_of_slice, labeled.blood_slices)
     validation = []
