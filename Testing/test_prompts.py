@@ -89,7 +89,8 @@ def view_of(mask_zyx: np.ndarray, hu_zyx: np.ndarray, label: int = IPH) -> Compo
 
 def only(config: PromptConfig, *rules: str) -> PromptConfig:
     """``config`` with every rule disabled except ``rules``."""
-    names = ("min_volume", "continuity", "blood_density", "intracranial", "location_prior")
+    names = ("min_volume", "continuity", "blood_density", "intracranial", "location_prior", "partial_volume",
+             "calcification")
     changes = {n: dataclasses.replace(getattr(config, n), enabled=n in rules) for n in names}
     return dataclasses.replace(config, **changes)
 
@@ -181,7 +182,7 @@ def test_lesion_spanning_slices_passes_and_scattered_specks_fail():
     labels[:] = 0
     labels[3:7, 40:50, 40:50] = 1
     [lesion] = continuity_of(labels)
-    assert lesion.passed and "spans 4 slices" in lesion.reason
+    assert lesion.passed and "spans 4 slice(s)" in lesion.reason
 
 
 def test_single_slice_lesion_is_a_configurable_case():
@@ -306,13 +307,14 @@ def test_epidural_location_prior_in_the_generator():
     edh_ji = (radius_ji() < BRAIN_R) & (radius_ji() >= BRAIN_R - 5) & (np.mgrid[:96, :96][1] > CENTRE + 25)
     paint(hu, labels, range(3, 7), edh_ji, EDH)  # crescent against the inner table
     paint(hu, labels, range(3, 7), disk(CENTRE, CENTRE - 5, 5), EDH)  # in the middle of the brain
-    result = generate_prompts(probs(labels), hu, GEOMETRY)
+    rules = only(PromptConfig(), "min_volume", "blood_density", "intracranial", "location_prior", "partial_volume")
+    result = generate_prompts(probs(labels), hu, GEOMETRY, rules)
     outcomes = sorted((d.dropped_by, d.n_voxels) for d in result.decisions)
     assert [o[0] for o in outcomes] == [KEPT, "location_prior"]
     central = next(d for d in result.decisions if d.dropped_by == "location_prior")
     assert "not along the skull" in central.reason
     assert (result.kept_zyx == EDH).sum() == np.count_nonzero(edh_ji) * 4
-    off = only(PromptConfig(), "min_volume", "continuity", "blood_density", "intracranial")
+    off = only(PromptConfig(), "min_volume", "blood_density", "intracranial")
     assert all(d.kept for d in generate_prompts(probs(labels), hu, GEOMETRY, off).decisions)
 
 
@@ -349,12 +351,14 @@ def test_shape_ratio_tells_a_lens_from_a_crescent():
 
 def test_generator_types_extra_axial_bleeds_only_when_enabled():
     hu, labels, lens, crescent = extra_axial_scene()
-    off = generate_prompts(probs(labels), hu, GEOMETRY).kept_zyx
+    # the 3 mm crescent is within the partial-volume reach, and the lens's SDH half is a small second SDH piece
+    thin_kept = {"partial_volume": {"enabled": False}, "continuity": {"enabled": False}}
+    off = generate_prompts(probs(labels), hu, GEOMETRY, PromptConfig.from_dict(thin_kept)).kept_zyx
     assert {EDH, SDH} <= set(np.unique(off[4:7][:, lens]))
-    on = PromptConfig.from_dict({"extra_axial_shape": {"enabled": True}})
+    on = PromptConfig.from_dict({"extra_axial_shape": {"enabled": True}, **thin_kept})
     kept = generate_prompts(probs(labels), hu, GEOMETRY, on).kept_zyx
     assert (kept[4:7][:, lens] == EDH).all() and (kept[2:7][:, crescent] == SDH).all()
-    strict = PromptConfig.from_dict({"extra_axial_shape": {"enabled": True, "edh_min_shape_ratio": 5.0}})
+    strict = PromptConfig.from_dict({"extra_axial_shape": {"enabled": True, "edh_min_shape_ratio": 5.0}, **thin_kept})
     assert (generate_prompts(probs(labels), hu, GEOMETRY, strict).kept_zyx[4:7][:, lens] == SDH).all()
     with pytest.raises(SSSSegError, match="edh_min_shape_ratio"):
         PromptConfig.from_dict({"extra_axial_shape": {"edh_min_shape_ratio": 0}})
@@ -385,7 +389,7 @@ def test_disabling_a_rule_disables_its_effect():
     paint(hu, labels, range(4, 8), disk(CENTRE, CENTRE - 15, 6), SAH, value=10.0)
     prob = probs(labels)
     assert generate_prompts(prob, hu, GEOMETRY).decisions[0].dropped_by == "blood_density"
-    config = PromptConfig(blood_density=BloodDensityConfig(enabled=False))
+    config = only(PromptConfig(), "min_volume", "continuity", "intracranial", "location_prior")
     decision = generate_prompts(prob, hu, GEOMETRY, config).decisions[0]
     assert decision.kept and "blood_density" not in decision.reason
     nothing = only(PromptConfig())
@@ -511,3 +515,79 @@ def test_cavity_on_the_real_head_ct(tilted_ct_dir):
     assert np.mean(hu[cavity] >= 300.0) < 0.01
     distance = inner_table_distance_mm(hu, geometry, cavity)
     assert 30.0 < float(distance.max()) < 80.0
+
+
+# --- partial volume and calcification ---------------------------------------------------------
+
+
+def pv_only() -> PromptConfig:
+    return only(PromptConfig(), "partial_volume", "calcification")
+
+
+def test_thin_rim_along_the_skull_is_dropped_and_a_5_mm_lens_is_kept():
+    hu, labels = scene()
+    r, ii = radius_ji(), np.mgrid[:96, :96][1]
+    rim = (r < BRAIN_R) & (r >= BRAIN_R - 1) & (ii < CENTRE - 10)  # 1 mm band on the left
+    lens = (r < BRAIN_R) & disk(CENTRE, CENTRE + BRAIN_R + 10, 15)  # 15 mm disk 10 mm outside: 5 mm thick
+    paint(hu, labels, range(3, 9), rim, EDH)
+    paint(hu, labels, range(3, 9), lens, EDH)
+    decisions = generate_prompts(probs(labels), hu, GEOMETRY, pv_only()).decisions
+    by_side = {("left" if d.n_voxels == np.count_nonzero(rim) * 6 else "right"): d for d in decisions}
+    assert by_side["left"].dropped_by == "partial_volume" and "thin band" in by_side["left"].reason
+    assert by_side["right"].kept
+
+
+def test_a_partial_volume_slice_gives_no_thickness_evidence():
+    hu, labels = scene()
+    cap = radius_ji() < BRAIN_R
+    paint(hu, labels, range(10, 12), cap, SDH, value=95.0)  # top slices: a bone/brain mix at blood density
+    assert generate_prompts(probs(labels), hu, GEOMETRY, pv_only()).decisions[0].dropped_by == "partial_volume"
+    off = PromptConfig.from_dict({"partial_volume": {"partial_volume_slice_median_hu": 1000.0}}).partial_volume
+    assert generate_prompts(probs(labels), hu, GEOMETRY, dataclasses.replace(pv_only(), partial_volume=off)
+                            ).decisions[0].kept
+
+
+def test_partial_volume_reach_includes_the_neighbouring_slices_skull():
+    hu, labels = scene()
+    blob = disk(CENTRE, CENTRE + BRAIN_R - 4, 4)  # 8 mm wide, its far edge 4 mm inside the ring
+    paint(hu, labels, range(5, 7), blob, SDH)
+    for k in (4, 7):  # the skull above and below covers the blob: it is the cut of a curved skull
+        hu[k][disk(CENTRE, CENTRE + BRAIN_R - 4, 6)] = 1000.0
+    no_bridge = dataclasses.replace(pv_only(), cavity=CavityConfig(bridge_slices=False))
+    near = generate_prompts(probs(labels), hu, GEOMETRY, no_bridge).decisions[0]
+    assert near.dropped_by == "partial_volume"
+    in_plane_only = PromptConfig.from_dict({"partial_volume": {"through_plane_slices": 0}}).partial_volume
+    assert generate_prompts(probs(labels), hu, GEOMETRY, dataclasses.replace(no_bridge, partial_volume=in_plane_only)
+                            ).decisions[0].kept
+
+
+def test_small_iph_around_a_calcification_is_dropped_and_real_iph_kept():
+    hu, labels = scene()
+    halo_centre, blob_centre = (CENTRE - 12, CENTRE), (CENTRE + 12, CENTRE)
+    paint(hu, labels, range(5, 7), disk(*halo_centre, 4), IPH)  # 4 mm halo (2 x 50 voxels = 0.5 mL)
+    for k in range(5, 7):
+        hu[k][disk(*halo_centre, 1.5)] = 300.0  # the calcified core, never a candidate
+        labels[k][disk(*halo_centre, 1.5)] = 0
+    paint(hu, labels, range(5, 7), disk(*blob_centre, 4), IPH)  # the same blob with no dense spot
+    decisions = generate_prompts(probs(labels), hu, GEOMETRY, pv_only()).decisions
+    assert [d.dropped_by for d in decisions] == ["calcification", KEPT]
+    assert "calcification halo" in decisions[0].reason
+    bigger = PromptConfig.from_dict({"calcification": {"max_ml": 0.1}}).calcification
+    assert all(d.kept for d in generate_prompts(probs(labels), hu, GEOMETRY,
+                                                dataclasses.replace(pv_only(), calcification=bigger)).decisions)
+
+
+def test_scattered_multi_slice_fragments_fail_continuity():
+    labels = np.zeros(SHAPE, dtype=np.uint8)
+    for n in range(11):  # 2-slice fragments starting on every slice, each elsewhere: no dominant piece
+        labels[n : n + 2, 5 + 8 * (n % 11) : 10 + 8 * (n % 11), 10 + 40 * (n % 2) : 15 + 40 * (n % 2)] = 1
+    outcomes = continuity_of(labels)
+    assert len(outcomes) == 11 and not any(o.passed for o in outcomes)
+    assert all("scattered" in o.reason for o in outcomes)
+
+
+def test_partial_volume_and_calcification_configs_are_checked():
+    with pytest.raises(SSSSegError, match="partial_volume.blood_hu"):
+        PromptConfig.from_dict({"partial_volume": {"blood_hu": [100, 50]}})
+    with pytest.raises(SSSSegError, match="calcification.classes"):
+        PromptConfig.from_dict({"calcification": {"classes": ["XYZ"]}})

@@ -12,6 +12,7 @@ from SSSSegmentLib.prompts.anatomy import CavityConfig
 from SSSSegmentLib.prompts.continuity import ContinuityConfig
 from SSSSegmentLib.prompts.extra_axial import ExtraAxialShapeConfig
 from SSSSegmentLib.prompts.location import LocationPriorConfig
+from SSSSegmentLib.prompts.partial_volume import CalcificationConfig, PartialVolumeConfig
 from SSSSegmentLib.prompts.rules import BloodDensityConfig, IntracranialConfig, MinVolumeConfig
 
 PROMPT_SLICE_MODES = ("all", "key")
@@ -24,7 +25,8 @@ class PromptConfig:
     ``prob_threshold``: a voxel is a candidate of class c when c is its arg-max label and
     p_c >= this. ``extra_axial_shape`` (when enabled) first types every extra-axial candidate
     component as EDH or SDH by its shape. Rules run in the order min_volume, continuity,
-    blood_density, intracranial, location_prior; the first that fails drops the component.
+    blood_density, intracranial, location_prior, partial_volume, calcification; the first that fails
+    drops the component.
     ``prompt_slices``: "all" = one prompt per slice the component spans (per-slice box), "key" =
     only its largest-area slice.
     ``positive_points``: points per prompt (the first is the most interior pixel). ``box_pad_px``:
@@ -46,6 +48,8 @@ class PromptConfig:
     blood_density: BloodDensityConfig = field(default_factory=BloodDensityConfig)
     intracranial: IntracranialConfig = field(default_factory=IntracranialConfig)
     location_prior: LocationPriorConfig = field(default_factory=LocationPriorConfig)
+    partial_volume: PartialVolumeConfig = field(default_factory=PartialVolumeConfig)
+    calcification: CalcificationConfig = field(default_factory=CalcificationConfig)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.prob_threshold <= 1.0:

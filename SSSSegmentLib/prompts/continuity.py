@@ -5,17 +5,18 @@ volume); in each window the continuity score is C = |largest 26-connected 3D pie
 foreground in the window|; a window with C >= tau is "continuous".
 
 How we decide per component (the paper scores whole class volumes, which would also reject a
-class with two genuine lesions of similar size, e.g. bilateral SDH):
+class with two genuine lesions of similar size, e.g. bilateral SDH): every component, whatever
+the number of slices it spans, is scored over the windows that contain any of its slices. A window
+*supports* the component when it is continuous (C >= tau) with this component as its largest
+piece, or when the component's piece holds at least ``min_piece_share`` of the window's class
+foreground (one of a few genuine lesions). The component passes when at least
+``min_window_fraction`` of its windows support it. So one lesion alone passes, two lesions of
+similar size both pass, and scattered specks or scattered multi-slice fragments fail: each window
+holds many of them, so each fragment's share is small and no window is continuous.
 
-* A component spanning at least ``min_slices`` slices (default 2) is itself 3D-continuous: it
-  passes. (Tiny two-slice specks are left to the volume rule.)
-* A component confined to one slice passes only when the window score supports it: among all
-  windows (every N, every start) that contain its slice, at least ``min_window_fraction`` must be
-  continuous (C >= tau) *with this component as their largest piece*; and, since one thick slice is
-  weak evidence, it must also hold at least ``single_slice_min_ml`` (a stronger volume bar than the
-  general one) and ``allow_single_slice`` must be on. So one compact lesion on one 5 mm slice with
-  no clutter around passes, while one-slice specks scattered over many slices fail (each window
-  holds several of them, so C is small).
+A component confined to one slice is weaker evidence (one thick slice): it must also hold at least
+``single_slice_min_ml`` (a stronger volume bar than the general one), and ``allow_single_slice``
+must be on.
 
 Window sizes: N in [ceil(S/3), floor(S/2)], each end clamped to [2, S] (N = S = 1 for a one-slice
 volume). Window piece sizes come from per-slice voxel counts of the 3D components: a component's
@@ -40,7 +41,7 @@ class ContinuityConfig:
 
     enabled: bool = True
     tau: float = 0.8
-    min_slices: int = 2
+    min_piece_share: float = 0.3
     allow_single_slice: bool = True
     single_slice_min_ml: float = 0.1
     min_window_fraction: float = 0.5
@@ -48,8 +49,8 @@ class ContinuityConfig:
     def __post_init__(self) -> None:
         if not 0.0 < self.tau <= 1.0 or not 0.0 <= self.min_window_fraction <= 1.0:
             raise SSSSegError("continuity.tau must be in (0, 1] and continuity.min_window_fraction in [0, 1]")
-        if self.min_slices < 1:
-            raise SSSSegError("continuity.min_slices must be >= 1")
+        if not 0.0 < self.min_piece_share <= 1.0:
+            raise SSSSegError("continuity.min_piece_share must be in (0, 1]")
 
 
 def window_sizes(n_slices: int) -> range:
@@ -61,28 +62,29 @@ def window_sizes(n_slices: int) -> range:
     return range(low, max(high, low) + 1)
 
 
-def window_support(slice_counts: np.ndarray, tau: float) -> tuple[np.ndarray, np.ndarray]:
-    """Per component and slice: (windows containing the slice, windows where it is the continuous piece).
+def window_support(slice_counts: np.ndarray, tau: float, min_share: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per component: (windows that contain it, windows that support it).
 
-    ``slice_counts``: int (n_components, S) voxels of each component per slice. Returns two int
-    arrays of shape (n_components, S): ``total[c, k]`` = number of windows containing slice k (the
-    same for every c), ``support[c, k]`` = number of those windows with C >= tau whose largest
-    piece is component c.
+    ``slice_counts``: int (n_components, S) voxels of each component per slice. A window supports a
+    component it contains when the window is continuous (C >= ``tau``) with the component as its
+    largest piece, or the component's piece is at least ``min_share`` of the window's foreground.
+    Returns two int64 arrays of shape (n_components,).
     """
     n_comp, n_slices = slice_counts.shape
     cumulative = np.concatenate([np.zeros((n_comp, 1), np.int64), np.cumsum(slice_counts, axis=1)], axis=1)
-    total = np.zeros(n_slices, np.int64)
-    support = np.zeros((n_comp, n_slices), np.int64)
+    total = np.zeros(n_comp, np.int64)
+    support = np.zeros(n_comp, np.int64)
     for size in window_sizes(n_slices):
         pieces = cumulative[:, size:] - cumulative[:, :-size]  # (n_comp, n_windows)
         foreground = pieces.sum(axis=0)
-        winner = pieces.argmax(axis=0)
+        contains = pieces > 0
+        winner = np.zeros_like(contains)
+        winner[pieces.argmax(axis=0), np.arange(pieces.shape[1])] = True
         continuous = (foreground > 0) & (pieces.max(axis=0) >= tau * foreground)
-        for start in range(n_slices - size + 1):
-            total[start : start + size] += 1
-            if continuous[start]:
-                support[winner[start], start : start + size] += 1
-    return np.broadcast_to(total, support.shape), support
+        supported = contains & ((winner & continuous) | (pieces >= min_share * foreground))
+        total += contains.sum(axis=1)
+        support += supported.sum(axis=1)
+    return total, support
 
 
 def continuity_outcomes(slice_counts: np.ndarray, volumes_ml: np.ndarray, cfg: ContinuityConfig) -> list[RuleOutcome]:
@@ -93,31 +95,28 @@ def continuity_outcomes(slice_counts: np.ndarray, volumes_ml: np.ndarray, cfg: C
     """
     if slice_counts.shape[0] == 0:
         return []
-    total, support = window_support(slice_counts, cfg.tau)
+    total, support = window_support(slice_counts, cfg.tau, cfg.min_piece_share)
     outcomes = []
     for comp, counts in enumerate(slice_counts):
-        occupied = np.flatnonzero(counts)
-        if occupied.size >= cfg.min_slices:
-            outcomes.append(RuleOutcome(True, f"spans {occupied.size} slices (>= {cfg.min_slices})"))
-            continue
-        outcomes.append(
-            _single_slice_outcome(
-                support[comp, occupied].sum(), total[comp, occupied].sum(), float(volumes_ml[comp]), cfg
-            )
+        n_slices = int(np.count_nonzero(counts))
+        fraction = support[comp] / total[comp] if total[comp] else 0.0
+        scored = (
+            f"spans {n_slices} slice(s), supported by {support[comp]}/{total[comp]} windows "
+            f"({'>=' if fraction >= cfg.min_window_fraction else '<'} {cfg.min_window_fraction:.0%}; "
+            f"tau {cfg.tau}, share {cfg.min_piece_share})"
         )
+        if fraction < cfg.min_window_fraction:
+            outcomes.append(RuleOutcome(False, f"scattered: {scored}"))
+        elif n_slices == 1:
+            outcomes.append(_single_slice_outcome(float(volumes_ml[comp]), scored, cfg))
+        else:
+            outcomes.append(RuleOutcome(True, scored))
     return outcomes
 
 
-def _single_slice_outcome(supported: int, windows: int, volume_ml: float, cfg: ContinuityConfig) -> RuleOutcome:
+def _single_slice_outcome(volume_ml: float, scored: str, cfg: ContinuityConfig) -> RuleOutcome:
     if not cfg.allow_single_slice:
         return RuleOutcome(False, "confined to one slice (single-slice components not allowed)")
-    fraction = supported / windows if windows else 0.0
-    if fraction < cfg.min_window_fraction:
-        return RuleOutcome(
-            False,
-            f"one slice, continuous piece in {supported}/{windows} windows "
-            f"(< {cfg.min_window_fraction:.0%}, tau {cfg.tau})",
-        )
     if volume_ml < cfg.single_slice_min_ml:
         return RuleOutcome(False, f"one slice and {volume_ml:.3f} mL < {cfg.single_slice_min_ml} mL")
-    return RuleOutcome(True, f"one slice, continuous piece in {supported}/{windows} windows, {volume_ml:.3f} mL")
+    return RuleOutcome(True, f"{scored}, {volume_ml:.3f} mL")

@@ -3,7 +3,8 @@
 Pure numpy/scipy on the volume grid (arrays ``[k, j, i]``). Steps: candidates per class (arg-max
 label with probability >= threshold, minus voxels of bone density; optionally extra-axial
 components typed EDH or SDH by shape) -> 26-connected 3D components -> rules (min_volume,
-continuity, blood_density, intracranial, location_prior; the first failure drops the component)
+continuity, blood_density, intracranial, location_prior, partial_volume, calcification; the first
+failure drops the component)
 -> per kept component a box and points on each slice it spans (or its key slice).
 """
 
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from SSSSegmentLib.classes import HEMORRHAGE_CLASSES, NUM_LABELS
+from SSSSegmentLib.classes import CLASS_BY_LABEL, HEMORRHAGE_CLASSES, NUM_LABELS
 from SSSSegmentLib.errors import InputError
 from SSSSegmentLib.prompts.anatomy import inner_table_distance_mm, intracranial_cavity, spacing_zyx
 from SSSSegmentLib.prompts.components import (
@@ -30,6 +31,7 @@ from SSSSegmentLib.prompts.continuity import continuity_outcomes
 from SSSSegmentLib.prompts.extra_axial import type_extra_axial
 from SSSSegmentLib.prompts.location import location_prior_rule
 from SSSSegmentLib.prompts.outcome import RuleOutcome
+from SSSSegmentLib.prompts.partial_volume import calcification_rule, partial_volume_rule, thickness_evidence
 from SSSSegmentLib.prompts.prompting import Prompt, SlicePart, build_prompt, key_part, slice_parts
 from SSSSegmentLib.prompts.rules import blood_density_rule, intracranial_rule, min_volume_rule
 from SSSSegmentLib.volumes.geometry import Geometry
@@ -83,6 +85,7 @@ class _Anatomy:
         self._hu, self._geometry, self._config = hu_zyx, geometry, config
         self._cavity: np.ndarray | None = None
         self._distance: np.ndarray | None = None
+        self._evidence: dict[bool, np.ndarray] = {}
 
     @property
     def cavity(self) -> np.ndarray:
@@ -99,6 +102,14 @@ class _Anatomy:
         if self._distance is None:
             self._distance = inner_table_distance_mm(self._hu, self._geometry, self.cavity)
         return self._distance
+
+    def thickness_evidence(self, opened: bool) -> np.ndarray:
+        """Bool (K, J, I): blood-density tissue deeper than the skull's partial-volume reach."""
+        if opened not in self._evidence:
+            self._evidence[opened] = thickness_evidence(
+                self._hu, self.cavity, spacing_zyx(self._geometry), self._config.partial_volume, opened
+            )
+        return self._evidence[opened]
 
 
 def _check_inputs(prob_lzyx: np.ndarray, hu_zyx: np.ndarray) -> None:
@@ -121,6 +132,8 @@ def _component_rules(
     view: ComponentView, continuity: RuleOutcome, anatomy: _Anatomy, config: PromptConfig
 ) -> list[tuple[str, RuleOutcome]]:
     """Rule outcomes in order, stopping at the first failure."""
+    opened = _applies(view, config.partial_volume.classes)
+    pv_classes = config.partial_volume.classes + config.partial_volume.unopened_classes
     checks = (
         ("min_volume", config.min_volume.enabled, lambda: min_volume_rule(view, config.min_volume)),
         ("continuity", config.continuity.enabled, lambda: continuity),
@@ -139,6 +152,16 @@ def _component_rules(
             config.location_prior.enabled,
             lambda: location_prior_rule(view, anatomy.distance[view.box], config.location_prior),
         ),
+        (
+            "partial_volume",
+            config.partial_volume.enabled and _applies(view, pv_classes) and anatomy.skull_found,
+            lambda: partial_volume_rule(view, anatomy.thickness_evidence(opened)[view.box], config.partial_volume),
+        ),
+        (
+            "calcification",
+            config.calcification.enabled and _applies(view, config.calcification.classes),
+            lambda: calcification_rule(view, config.calcification),
+        ),
     )
     results = []
     for name, enabled, run in checks:
@@ -147,6 +170,10 @@ def _component_rules(
             if not results[-1][1].passed:
                 break
     return results
+
+
+def _applies(view: ComponentView, class_keys: tuple[str, ...]) -> bool:
+    return CLASS_BY_LABEL[view.label].key in class_keys
 
 
 def _decide(view: ComponentView, results: list[tuple[str, RuleOutcome]]) -> ComponentDecision:

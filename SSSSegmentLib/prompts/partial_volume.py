@@ -1,0 +1,165 @@
+"""Partial-volume rules: a thin blood-density band along bone, and the halo of a calcification, are not blood.
+
+Real thick-slice head CT shows a band of blood density (50-100 HU) inside the skull, 1-4 mm deep:
+the in-plane point spread of the scanner smears the 1000+ HU bone into the first millimetres of
+brain, the slice profile mixes in the skull above and below the slice (worst at the vertex and the
+skull base, where the slice cuts the inner table at a shallow angle, so a whole slice's brain
+surface can be a bone/brain mix), and the dura is there too. A model that paints it calls tens of
+mL of EDH/SDH on a normal scan. Small dense spots (calcified pineal gland, choroid plexus, falx,
+basal ganglia) carry the same kind of halo and look like small IPH.
+
+Arrays are indexed ``[k, j, i]``; distances are in mm from ``Geometry`` spacing.
+
+**Thickness rule** (``PartialVolumeConfig``, for extra-axial classes). *Evidence* voxels are
+inside the cavity, of blood density (in-plane 3x3 median within ``blood_hu``), survive an in-plane
+opening by a disk of radius ``opening_radius_mm`` (a layer thinner than its diameter vanishes),
+and lie at least ``min_thickness_mm`` in-plane from the skull of their own slice *and* of the
+``through_plane_slices`` slices on either side (the slice profile reaches that far, so a skull that
+curves into a neighbouring slice counts as bone here too). "Skull" is everything outside the
+cavity plus voxels denser than ``partial_volume_hu`` (a tangentially cut skull cap is partial-volume
+bone below the cavity's 300 HU bone threshold). A component passes when its evidence holds at
+least ``min_evidence_ml`` and ``min_evidence_fraction`` of its volume: a bleed must prove it is
+thicker than the partial-volume reach over some extent. Subarachnoid blood lies in sulci, which
+are thinner than the opening disk, so for ``unopened_classes`` (SAH) the evidence skips the opening:
+sulcal blood must still reach deeper than the band.
+
+**Calcification rule** (``CalcificationConfig``, for IPH by default). A component of at most
+``max_ml`` with a voxel denser than ``calcification_hu`` within ``reach_mm`` (in 3D, spacing-aware)
+is the halo of a calcification and is dropped. Blood is never that dense (acute clot <= ~100 HU),
+so a small blood-density blob hugging such a spot is partial volume of the spot.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from SSSSegmentLib.errors import SSSSegError
+from SSSSegmentLib.prompts.components import ComponentView
+from SSSSegmentLib.prompts.outcome import RuleOutcome
+from SSSSegmentLib.prompts.rules import check_class_keys
+
+
+@dataclass(frozen=True)
+class PartialVolumeConfig:
+    """Thresholds of the thickness rule (see the module docstring)."""
+
+    enabled: bool = True
+    classes: tuple[str, ...] = ("EDH", "SDH")
+    unopened_classes: tuple[str, ...] = ("SAH",)
+    min_thickness_mm: float = 3.0
+    through_plane_slices: int = 1
+    partial_volume_hu: float = 150.0
+    partial_volume_slice_median_hu: float | None = 60.0
+    blood_hu: tuple[float, float] = (50.0, 100.0)
+    opening_radius_mm: float = 1.5
+    min_evidence_ml: float = 0.05
+    min_evidence_fraction: float = 0.1
+
+    def __post_init__(self) -> None:
+        check_class_keys(self.classes, "partial_volume.classes")
+        check_class_keys(self.unopened_classes, "partial_volume.unopened_classes")
+        if len(self.blood_hu) != 2 or self.blood_hu[0] > self.blood_hu[1]:
+            raise SSSSegError(f"partial_volume.blood_hu must be [low, high], got {list(self.blood_hu)}")
+        if self.min_thickness_mm < 0 or self.opening_radius_mm < 0 or self.through_plane_slices < 0:
+            raise SSSSegError("partial_volume thickness, opening radius and through_plane_slices must be >= 0")
+        if self.min_evidence_ml < 0 or not 0.0 <= self.min_evidence_fraction <= 1.0:
+            raise SSSSegError("partial_volume.min_evidence_ml must be >= 0 and min_evidence_fraction in [0, 1]")
+
+
+@dataclass(frozen=True)
+class CalcificationConfig:
+    """Thresholds of the calcification-halo rule (see the module docstring)."""
+
+    enabled: bool = True
+    classes: tuple[str, ...] = ("IPH",)
+    max_ml: float = 1.5
+    calcification_hu: float = 130.0
+    reach_mm: float = 2.0
+
+    def __post_init__(self) -> None:
+        check_class_keys(self.classes, "calcification.classes")
+        if self.max_ml < 0 or self.reach_mm < 0:
+            raise SSSSegError("calcification.max_ml and reach_mm must be >= 0")
+
+
+def _disk(radius_mm: float, spacing_ji: tuple[float, float]) -> np.ndarray:
+    """Bool (1, dj, di) in-plane disk of ``radius_mm`` for the given pixel spacing."""
+    r_j, r_i = (math.floor(radius_mm / s) for s in spacing_ji)
+    jj, ii = np.mgrid[-r_j : r_j + 1, -r_i : r_i + 1]
+    return ((jj * spacing_ji[0]) ** 2 + (ii * spacing_ji[1]) ** 2 <= radius_mm**2 + 1e-9)[None]
+
+
+def _skull_over_neighbours(skull_zyx: np.ndarray, reach: int) -> np.ndarray:
+    """Bool (K, J, I): skull in slice k or in any slice within ``reach`` slices of it."""
+    out = skull_zyx.copy()
+    for step in range(1, reach + 1):
+        out[:-step] |= skull_zyx[step:]
+        out[step:] |= skull_zyx[:-step]
+    return out
+
+
+def _partial_volume_slices(smooth_zyx: np.ndarray, cavity_zyx: np.ndarray, median_hu: float) -> np.ndarray:
+    """Bool (K,): slices whose cavity content has a median above ``median_hu`` (a bone/brain mix)."""
+    flags = np.zeros(smooth_zyx.shape[0], dtype=bool)
+    for k in np.flatnonzero(cavity_zyx.any(axis=(1, 2))):
+        flags[k] = float(np.median(smooth_zyx[k][cavity_zyx[k]])) > median_hu
+    return flags
+
+
+def thickness_evidence(
+    hu_zyx: np.ndarray,
+    cavity_zyx: np.ndarray,
+    spacing_zyx: tuple[float, float, float],
+    cfg: PartialVolumeConfig,
+    opened: bool = True,
+) -> np.ndarray:
+    """Bool (K, J, I): blood-density voxels deeper than the partial-volume reach of the skull.
+
+    ``hu_zyx``: raw CT in HU; ``cavity_zyx``: the intracranial cavity; ``spacing_zyx``: mm (s_k, s_j, s_i).
+    ``opened``: apply the in-plane opening (thick bleeds) or not (sulcal blood).
+    """
+    spacing_ji = (spacing_zyx[1], spacing_zyx[2])
+    smooth = ndimage.median_filter(hu_zyx, size=(1, 3, 3))
+    skull = ~cavity_zyx | (smooth > cfg.partial_volume_hu)
+    if cfg.partial_volume_slice_median_hu is not None:
+        skull[_partial_volume_slices(smooth, cavity_zyx, cfg.partial_volume_slice_median_hu)] = True
+    blood = cavity_zyx & ~skull & (smooth >= cfg.blood_hu[0]) & (smooth <= cfg.blood_hu[1])
+    if opened and cfg.opening_radius_mm > 0:
+        blood = ndimage.binary_opening(blood, structure=_disk(cfg.opening_radius_mm, spacing_ji))
+    near = _skull_over_neighbours(skull, cfg.through_plane_slices)
+    evidence = np.zeros_like(blood)
+    for k in np.flatnonzero(blood.any(axis=(1, 2))):
+        depth_mm = ndimage.distance_transform_edt(~near[k], sampling=spacing_ji)
+        evidence[k] = blood[k] & (depth_mm >= cfg.min_thickness_mm)
+    return evidence
+
+
+def partial_volume_rule(view: ComponentView, evidence_crop: np.ndarray, cfg: PartialVolumeConfig) -> RuleOutcome:
+    """``evidence_crop``: ``thickness_evidence`` over the view's crop."""
+    voxel_ml = float(np.prod(view.spacing_zyx)) / 1000.0
+    evidence_ml = float(np.count_nonzero(evidence_crop & view.mask)) * voxel_ml
+    needed_ml = max(cfg.min_evidence_ml, cfg.min_evidence_fraction * view.volume_ml)
+    ok = evidence_ml >= needed_ml
+    text = (
+        f"{evidence_ml:.3f} mL of blood-density tissue >= {cfg.min_thickness_mm} mm from the skull "
+        f"(within {cfg.through_plane_slices} slices) {'>=' if ok else '<'} {needed_ml:.3f} mL"
+    )
+    return RuleOutcome(ok, text if ok else f"thin band along the skull (partial volume): {text}")
+
+
+def calcification_rule(view: ComponentView, cfg: CalcificationConfig) -> RuleOutcome:
+    """Drop a small component with a calcification-density voxel within ``cfg.reach_mm`` (in its crop)."""
+    if view.volume_ml > cfg.max_ml:
+        return RuleOutcome(True, f"{view.volume_ml:.2f} mL > {cfg.max_ml} mL: too large for a calcification halo")
+    dense = view.hu > cfg.calcification_hu
+    if not dense.any():
+        return RuleOutcome(True, f"no voxel > {cfg.calcification_hu} HU nearby")
+    distance = ndimage.distance_transform_edt(~dense, sampling=view.spacing_zyx)
+    closest = float(distance[view.mask].min())
+    ok = closest > cfg.reach_mm
+    text = f"nearest voxel > {cfg.calcification_hu} HU at {closest:.1f} mm ({'>' if ok else '<='} {cfg.reach_mm} mm)"
+    return RuleOutcome(ok, text if ok else f"calcification halo: {text}")
