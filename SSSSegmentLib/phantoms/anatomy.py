@@ -52,11 +52,95 @@ class Ellipsoid:
         q2 = m[6] * du + m[7] * dv + m[8] * dw
         return q0 * q0 + q1 * q1 + q2 * q2 < 1.0
 
+    def normalized(self, u: np.ndarray, v: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``M (p - centre)`` per point (three float32 arrays, shape of ``u``): inside where its norm < 1."""
+        m, c = self.matrix, self.centre
+        du, dv, dw = u - np.float32(c[0]), v - np.float32(c[1]), w - np.float32(c[2])
+        return (
+            np.float32(m[0]) * du + np.float32(m[1]) * dv + np.float32(m[2]) * dw,
+            np.float32(m[3]) * du + np.float32(m[4]) * dv + np.float32(m[5]) * dw,
+            np.float32(m[6]) * du + np.float32(m[7]) * dv + np.float32(m[8]) * dw,
+        )
+
     def sample_interior(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """``n`` uniform random points inside, shape (n, 3), head-local mm."""
         d = rng.normal(size=(n, 3))
         d *= (rng.random(n) ** (1 / 3) / np.linalg.norm(d, axis=1))[:, None]
         return np.asarray(self.centre) + d @ np.linalg.inv(np.asarray(self.matrix).reshape(3, 3)).T
+
+
+def box_indices(
+    shapes: tuple[Ellipsoid, ...], u: np.ndarray, v: np.ndarray, w: np.ndarray, grow: float = 1.0
+) -> np.ndarray:
+    """Indices (int64, 1D) of the points inside the axis-aligned box around ``shapes`` (bounding spheres
+    scaled by ``grow``): a cheap pre-filter before exact tests on a few points."""
+    if not shapes or u.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    c = np.asarray([e.centre for e in shapes])
+    r = grow * np.asarray([e.radius for e in shapes])[:, None]
+    lo, hi = (c - r).min(axis=0), (c + r).max(axis=0)
+    keep = (w > lo[2]) & (w < hi[2])
+    idx = np.flatnonzero(keep)
+    keep = (u[idx] > lo[0]) & (u[idx] < hi[0]) & (v[idx] > lo[1]) & (v[idx] < hi[1])
+    return idx[keep]
+
+
+def segment_distance(u: np.ndarray, v: np.ndarray, seg: tuple[float, float, float, float]) -> np.ndarray:
+    """Distance (mm, shape of ``u``) in the (u, v) plane from each point to the segment (u0, v0, u1, v1)."""
+    u0, v0, u1, v1 = (np.float32(x) for x in seg)
+    eu, ev = u1 - u0, v1 - v0
+    t = np.clip(((u - u0) * eu + (v - v0) * ev) / (eu * eu + ev * ev), 0, 1)
+    return np.sqrt((u - u0 - t * eu) ** 2 + (v - v0 - t * ev) ** 2)
+
+
+@dataclass(frozen=True)
+class Ridge:
+    """A bony wedge on the cavity floor (petrous pyramid) along a (u, v) segment.
+
+    ``segment``: (u0, v0, u1, v1) mm; ``height``: crest height above the middle fossa floor (mm);
+    ``slope``: fall of its flanks (mm of height per mm across).
+    """
+
+    segment: tuple[float, float, float, float]
+    height: float
+    slope: float
+
+    def top_w(self, u: np.ndarray, v: np.ndarray, middle_floor: float) -> np.ndarray:
+        """Height w of the wedge's surface (float32, shape of ``u``); far below the floor away from it."""
+        d = segment_distance(u, v, self.segment)
+        return np.float32(middle_floor + self.height) - np.float32(self.slope) * d
+
+
+@dataclass(frozen=True)
+class AirCells:
+    """Mastoid pneumatisation: air cells on a cubic lattice inside ``regions`` (thin bony septa between).
+
+    ``walls``: the regions grown by a bony wall; they are carved out of the cranial cavity, so the cells
+    never touch the brain. ``cell_mm``: lattice period; ``septum``: threshold on |sin| (larger = thicker
+    septa); ``phase``: lattice offset (rad) along u, v, w.
+    """
+
+    regions: tuple[Ellipsoid, ...] = ()
+    walls: tuple[Ellipsoid, ...] = ()
+    cell_mm: float = 5.0
+    septum: float = 0.3
+    phase: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+    def inside(self, u: np.ndarray, v: np.ndarray, w: np.ndarray, walls: bool = False) -> np.ndarray:
+        """Boolean (shape of ``u``): points inside any region (or any wall)."""
+        out = np.zeros(u.shape, dtype=bool)
+        for e in self.walls if walls else self.regions:
+            out |= e.inside(u, v, w)
+        return out
+
+    def cells(self, u: np.ndarray, v: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """Boolean (shape of ``u``): points inside a cell of the lattice (off the septa)."""
+        k = np.float32(np.pi / self.cell_mm)
+        t = np.float32(self.septum)
+        out = np.ones(u.shape, dtype=bool)
+        for x, ph in zip((u, v, w), self.phase, strict=True):
+            out &= np.abs(np.sin(k * x + np.float32(ph))) > t
+        return out
 
 
 class Plate(IntEnum):
@@ -98,6 +182,13 @@ class HeadAnatomy:
     falx_top_of_callosum: float  # the falx and interhemispheric fissure stop here (mid v)
     tissue_hu: tuple[float, ...]  # mean HU per Tissue code
     tissue_texture_hu: tuple[float, ...]  # amplitude of the smooth texture per Tissue code
+    dura_mm: float = 0.0  # dura under the inner table and on the floor; also the tentorium thickness
+    sagittal_sinus: tuple[float, float] = (0.0, 0.0)  # superior sagittal sinus: half-width at the table, depth
+    petrous: tuple[Ridge, ...] = ()  # petrous ridges (right, left)
+    mastoid: AirCells = AirCells()
+    orbits: tuple[Ellipsoid, ...] = ()  # orbital fat cones then globes, painted in order (below the floor)
+    calcifications: tuple[Ellipsoid, ...] = ()  # pineal, choroid plexus, basal ganglia (tissue = CALC_*)
+    falx_plaques: tuple[Ellipsoid, ...] = ()  # calcified plaques, painted only on the falx / fissure
 
     @property
     def rotation_matrix(self) -> np.ndarray:
@@ -125,13 +216,29 @@ class HeadAnatomy:
         return self.skull_mm * (1.0 + 0.15 * dv * dv - 0.12 * dw * dw)
 
     def skull_base_w(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-        """Height w of the cranial-cavity floor (anterior, middle, posterior fossa; sella bump)."""
+        """Height w of the cranial-cavity floor: the fossae (``smooth_floor_w``) raised by the petrous wedges."""
+        floor = self.smooth_floor_w(u, v)
+        for ridge in self.petrous:
+            floor = np.maximum(floor, ridge.top_w(u, v, self.skull_base[1]))
+        return floor
+
+    def smooth_floor_w(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """Height w of the fossae floor (anterior, middle, posterior fossa; sella bump)."""
         ant, mid, post = self.skull_base
         b = self.semi_axes[1]
         step1 = 1.0 / (1.0 + np.exp(-(v + 0.45 * b) / 4.0))
         step2 = 1.0 / (1.0 + np.exp(-(v - 0.1 * b) / 4.0))
         sella = 9.0 * np.exp(-((u / 12.0) ** 2) - ((v + 0.12 * b) / 14.0) ** 2)
         return ant + (mid - ant) * step1 + (post - mid) * step2 + sella
+
+    def petrous_rise(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """How far (mm, shape of ``u``) the petrous wedges lift the floor at (u, v)."""
+        return self.skull_base_w(u, v) - self.smooth_floor_w(u, v)
+
+    def tentorium_w(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """Height w of the tentorium (a tent over the posterior fossa, highest at the midline)."""
+        b, c = self.semi_axes[1], self.semi_axes[2]
+        return -0.2 * c - 0.3 * (v - 0.15 * b) - 0.12 * np.abs(u)
 
     def coronal_v(self, w: np.ndarray) -> np.ndarray:
         return self.sutures[0] + 0.3 * w

@@ -31,6 +31,14 @@ class Tissue(IntEnum):
     CSF_SULCI = 8  # sulci, fissures, convexity subarachnoid space and basal cisterns
     FALX = 9
     EDEMA = 10  # perihaematomal oedema around an IPH (hypodense, not labelled)
+    DURA = 11  # dura under the inner table, tentorium, superior sagittal sinus (blood-dense, not blood)
+    CALC_PINEAL = 12  # physiological calcifications (not blood, never labelled)
+    CALC_CHOROID = 13
+    CALC_FALX = 14
+    CALC_BASAL = 15  # globus pallidus
+    ORBIT_FAT = 16
+    GLOBE = 17
+    CALC_RIM = 18  # partly calcified tissue around a calcification (blood-dense, never labelled)
 
 
 PARENCHYMA = (Tissue.GREY_MATTER, Tissue.WHITE_MATTER, Tissue.EDEMA)
@@ -50,8 +58,16 @@ TISSUE_HU_RANGE: dict[Tissue, tuple[float, float]] = {
     Tissue.CSF_SULCI: (0.0, 15.0),
     Tissue.FALX: (60.0, 110.0),
     Tissue.EDEMA: (15.0, 25.0),
+    Tissue.DURA: (45.0, 80.0),
+    Tissue.CALC_PINEAL: (100.0, 600.0),
+    Tissue.CALC_CHOROID: (80.0, 400.0),
+    Tissue.CALC_FALX: (150.0, 800.0),
+    Tissue.CALC_BASAL: (80.0, 300.0),
+    Tissue.ORBIT_FAT: (-100.0, -60.0),
+    Tissue.GLOBE: (0.0, 20.0),
+    Tissue.CALC_RIM: (55.0, 95.0),
 }
-BLOOD_HU_RANGE = (50.0, 90.0)  # acute blood, every hemorrhage class
+BLOOD_HU_RANGE = (45.0, 90.0)  # acute blood, every class (50-90); only the rim of a large IPH goes below 50
 
 
 @dataclass(frozen=True)
@@ -61,7 +77,8 @@ class ScannerProfile:
     ``noise_std_hu``: std of the (slightly correlated) image noise; ``hu_offset``: calibration shift
     added to every voxel; ``slice_thickness_mm``: reconstructed slice thickness = spacing along k;
     ``inplane_blur_mm``: gaussian sigma of the in-plane point spread; ``padding_hu``: value outside
-    the circular reconstruction field of view.
+    the circular reconstruction field of view. ``artefact_scale`` multiplies the per-case artefact
+    strength (``PhantomConfig.artefact_strength``); 0 turns the scanner artefacts off.
     """
 
     name: str = "standard"
@@ -70,6 +87,7 @@ class ScannerProfile:
     slice_thickness_mm: float = 5.0
     inplane_blur_mm: float = 0.35
     padding_hu: float = -1024.0
+    artefact_scale: float = 1.0
 
 
 SCANNER_PROFILES: dict[str, ScannerProfile] = {
@@ -80,7 +98,7 @@ SCANNER_PROFILES: dict[str, ScannerProfile] = {
         ScannerProfile("sharp_kernel", noise_std_hu=7.0, inplane_blur_mm=0.2, hu_offset=-3.0),
         ScannerProfile("smooth_kernel", noise_std_hu=3.0, inplane_blur_mm=0.6, hu_offset=4.0),
         ScannerProfile("thin_slice", noise_std_hu=6.0, slice_thickness_mm=1.0, inplane_blur_mm=0.3),
-        ScannerProfile("ideal", noise_std_hu=0.0, inplane_blur_mm=0.0, padding_hu=-1000.0),
+        ScannerProfile("ideal", noise_std_hu=0.0, inplane_blur_mm=0.0, padding_hu=-1000.0, artefact_scale=0.0),
     )
 }
 LESION_KEYS = ("EDH", "IPH", "IVH", "SAH", "SDH")
@@ -99,6 +117,9 @@ class PhantomConfig:
     ``lesion_keys``: None draws 0..``max_lesions`` random lesions (none with ``p_no_lesion``);
     a tuple of class keys generates exactly those lesions. ``lesion_size_quantiles``: the part of
     each class's size distribution (0 = speck, 1 = largest) to draw from.
+    ``artefact_strength``: range of the per-case scanner-artefact strength (0 = clean, thin-slice-like;
+    1 = stronger than a typical thick-slice scanner), drawn uniformly per case; see
+    ``acquisition.draw_artefacts`` for what it scales.
     """
 
     matrix: int = 512
@@ -110,6 +131,7 @@ class PhantomConfig:
     max_lesions: int = 4
     lesion_keys: tuple[str, ...] | None = None
     lesion_size_quantiles: tuple[float, float] = (0.0, 1.0)
+    artefact_strength: tuple[float, float] = (0.0, 1.0)
 
     def validate(self) -> None:
         """Raise InputError on a configuration that cannot be generated."""
@@ -124,6 +146,10 @@ class PhantomConfig:
             "p_no_lesion must be in [0, 1]": 0.0 <= self.p_no_lesion <= 1.0,
             "max_lesions must be >= 0": self.max_lesions >= 0,
             "lesion_size_quantiles must satisfy 0 <= lo <= hi <= 1": 0.0 <= lo <= hi <= 1.0,
+            "artefact_strength must satisfy 0 <= lo <= hi <= 1": 0.0
+            <= self.artefact_strength[0]
+            <= self.artefact_strength[1]
+            <= 1.0,
             f"lesion_keys must be among {LESION_KEYS}": self.lesion_keys is None
             or all(k in LESION_KEYS for k in self.lesion_keys),
         }

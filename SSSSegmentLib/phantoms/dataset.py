@@ -9,12 +9,14 @@ Layout (paths in dataset.json are relative to the dataset folder, nnU-Net/BHSD s
 
 ``dataset.json`` holds ``name``, ``labels``, ``numTraining``, ``training`` [{image, label}],
 ``numUnlabeled``, ``unlabeled`` [{image}], and ``generator`` with the master seed, each case's seed,
-the config and the scanner profile, so any case can be regenerated with ``generate_phantom``.
+the config and the scanner profile, so any case can be regenerated with ``generate_phantom``, and each
+case's drawn scanner artefacts (``case_artefacts``).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -25,8 +27,9 @@ from ..datasets import INDEX_NAME
 from ..errors import InputError, OutputError
 from ..fsutil import atomic_path
 from ..progress import ProgressCallback, silent
+from ..volumes.geometry import Geometry
 from .config import SCANNER_PROFILES, Phantom, PhantomConfig, ScannerProfile
-from .generate import generate_phantom
+from .generate import case_artefacts, generate_phantom
 
 IMAGES_DIR, LABELS_DIR, UNLABELED_DIR = "imagesTr", "labelsTr", "imagesUnlabeled"
 
@@ -36,7 +39,7 @@ def case_seeds(seed: int, n: int) -> list[int]:
     return [int(child.generate_state(1)[0]) for child in np.random.SeedSequence(int(seed)).spawn(n)]
 
 
-def _prepare_dir(out_dir: Path, overwrite: bool) -> None:
+def prepare_dataset_dir(out_dir: Path, overwrite: bool) -> None:
     """Create ``out_dir`` or clear an earlier dataset in it (only with ``overwrite``)."""
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputError(f"dataset path exists and is not a directory: {out_dir}")
@@ -53,16 +56,18 @@ def _prepare_dir(out_dir: Path, overwrite: bool) -> None:
         (out_dir / sub).mkdir(exist_ok=True)
 
 
-def _write_nifti(array_zyx: np.ndarray, phantom: Phantom, path: Path) -> None:
+def write_case_nifti(array_zyx: np.ndarray, geometry: Geometry, path: Path) -> None:
+    """Write one (K, J, I) array on ``geometry`` as compressed NIfTI, atomically."""
     import SimpleITK as sitk  # noqa: N813
 
     image = sitk.GetImageFromArray(array_zyx)
-    phantom.geometry.to_sitk(image)
+    geometry.to_sitk(image)
     with atomic_path(path) as tmp:
         sitk.WriteImage(image, str(tmp), useCompression=True)
 
 
-def _hu_int16(hu_zyx: np.ndarray) -> np.ndarray:
+def hu_int16(hu_zyx: np.ndarray) -> np.ndarray:
+    """HU rounded to int16, the storage type of CT NIfTI files."""
     return np.clip(np.rint(hu_zyx), -32768, 32767).astype(np.int16)
 
 
@@ -75,19 +80,21 @@ def write_dataset(
     scanner: ScannerProfile = SCANNER_PROFILES["standard"],
     overwrite: bool = False,
     progress: ProgressCallback = silent,
+    on_case: Callable[[int, str, Phantom], None] | None = None,
 ) -> Path:
     """Generate ``n`` phantoms into ``out_dir`` (BHSD-like layout above); return the dataset.json path.
 
     The first ``round(n * labeled_fraction)`` cases are labelled, the rest unlabelled. Every file is
     written atomically; dataset.json comes last. Raises OutputError for a non-empty ``out_dir``
     unless ``overwrite`` (then the earlier dataset's NIfTI files and index are removed first).
+    ``on_case(index, case_id, phantom)`` is called after each case is written (e.g. to measure it).
     """
     if n < 1:
         raise InputError(f"number of cases must be >= 1, got {n}")
     if not 0.0 <= labeled_fraction <= 1.0:
         raise InputError(f"labeled_fraction must be in [0, 1], got {labeled_fraction}")
     out_dir = Path(out_dir)
-    _prepare_dir(out_dir, overwrite)
+    prepare_dataset_dir(out_dir, overwrite)
     seeds = case_seeds(seed, n)
     n_labeled = round(n * labeled_fraction)
     training, unlabeled, seed_of_case = [], [], {}
@@ -96,12 +103,14 @@ def write_dataset(
         seed_of_case[case_id] = case_seed
         phantom = generate_phantom(case_seed, config, scanner)
         if index < n_labeled:
-            _write_nifti(_hu_int16(phantom.hu_zyx), phantom, out_dir / IMAGES_DIR / f"{case_id}.nii.gz")
-            _write_nifti(phantom.labels_zyx, phantom, out_dir / LABELS_DIR / f"{case_id}.nii.gz")
+            write_case_nifti(hu_int16(phantom.hu_zyx), phantom.geometry, out_dir / IMAGES_DIR / f"{case_id}.nii.gz")
+            write_case_nifti(phantom.labels_zyx, phantom.geometry, out_dir / LABELS_DIR / f"{case_id}.nii.gz")
             training.append({"image": f"./{IMAGES_DIR}/{case_id}.nii.gz", "label": f"./{LABELS_DIR}/{case_id}.nii.gz"})
         else:
-            _write_nifti(_hu_int16(phantom.hu_zyx), phantom, out_dir / UNLABELED_DIR / f"{case_id}.nii.gz")
+            write_case_nifti(hu_int16(phantom.hu_zyx), phantom.geometry, out_dir / UNLABELED_DIR / f"{case_id}.nii.gz")
             unlabeled.append({"image": f"./{UNLABELED_DIR}/{case_id}.nii.gz"})
+        if on_case is not None:
+            on_case(index, case_id, phantom)
         progress("phantoms", (index + 1) / n, f"case {index + 1}/{n}")
     index_path = out_dir / INDEX_NAME
     with atomic_path(index_path) as tmp:
@@ -134,5 +143,6 @@ def _index_json(
             "case_seeds": seed_of_case,
             "config": asdict(config),
             "scanner": asdict(scanner),
+            "case_artefacts": {case: asdict(case_artefacts(s, config, scanner)) for case, s in seed_of_case.items()},
         },
     }

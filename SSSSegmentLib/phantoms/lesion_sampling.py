@@ -23,7 +23,7 @@ def _log_lerp(lo: float, hi: float, q: float) -> float:
 
 
 def _common(rng: np.random.Generator, key: str, centre) -> dict:
-    lo, hi = BLOOD_HU_RANGE
+    lo, hi = max(BLOOD_HU_RANGE[0], 50.0), BLOOD_HU_RANGE[1]  # a uniform clot: acute blood, 50-90 HU
     waves = tuple(
         (
             *(float(x) for x in rng.normal(size=3) / 1.7 * 2 * np.pi / rng.uniform(6, 14)),
@@ -48,7 +48,7 @@ def _inner_table_radius(anat: HeadAnatomy, d: np.ndarray) -> float | None:
     r = np.arange(5.0, 130.0, 0.5)
     pts = np.outer(r, d)
     p = classify(anat, pts[:, 0], pts[:, 1], pts[:, 2])
-    brain = np.flatnonzero(np.isin(p.tissue, (Tissue.GREY_MATTER, Tissue.WHITE_MATTER, Tissue.CSF_SULCI)))
+    brain = np.flatnonzero(np.isin(p.tissue, (Tissue.GREY_MATTER, Tissue.WHITE_MATTER, Tissue.CSF_SULCI, Tissue.DURA)))
     cavity_end = np.flatnonzero(p.depth_inner >= 0)
     if brain.size == 0 or cavity_end.size == 0 or cavity_end.max() != brain.max():
         return None
@@ -121,7 +121,7 @@ def _sah(rng: np.random.Generator, anat: HeadAnatomy, q: float) -> LesionSpec:
 
 
 def _iph_centre(rng: np.random.Generator, anat: HeadAnatomy, radius: float) -> np.ndarray:
-    """A parenchymal point at least ``radius`` + 3 mm below the inner table (deep nuclei or lobar)."""
+    """A parenchymal point at least ``0.6 radius`` + 3 mm below the inner table (deep nuclei or lobar)."""
     a, b, c = anat.semi_axes
     nuclei = [e for e in anat.deep_structures if e.tissue == Tissue.GREY_MATTER]
     for _ in range(100):
@@ -130,22 +130,33 @@ def _iph_centre(rng: np.random.Generator, anat: HeadAnatomy, radius: float) -> n
         else:
             pts = rng.uniform([-0.7 * a, -0.7 * b, anat.skull_base[1] + 15], [0.7 * a, 0.7 * b, 0.6 * c], (8, 3))
         p = classify(anat, pts[:, 0], pts[:, 1], pts[:, 2])
-        ok = np.isin(p.tissue, (Tissue.GREY_MATTER, Tissue.WHITE_MATTER)) & (p.depth_inner > radius + 3)
+        ok = np.isin(p.tissue, (Tissue.GREY_MATTER, Tissue.WHITE_MATTER)) & (p.depth_inner > 0.6 * radius + 3)
         if ok.any():
             return pts[int(np.flatnonzero(ok)[0])]
     raise RuntimeError("could not place an IPH")  # pragma: no cover
 
 
 def _iph(rng: np.random.Generator, anat: HeadAnatomy, q: float) -> LesionSpec:
-    radius = _log_lerp(2.5, 24.0, q)
+    """IPH from a speck (radius 2.5 mm) to about 120 mL (radius 32 mm); lobulated when large.
+
+    Core 72-86 HU over 20-65 % of the radius, rim 49-58 HU (texture +-4 HU on top), oedema 1-9 mm wide.
+    """
+    radius = _log_lerp(2.5, 32.0, q)
     centre = _iph_centre(rng, anat, radius)
-    axes = radius * np.array([1.0, rng.uniform(0.7, 1.0), rng.uniform(0.65, 1.0)])
+    axes = radius * np.array([1.0, rng.uniform(0.75, 1.0), rng.uniform(0.7, 1.0)])
     yaw = rng.uniform(0, 180)
-    rim = 1.5 + 0.25 * radius
+    rim = rng.uniform(1.0, 3.0) + rng.uniform(0.03, 0.2) * radius
+    waves = tuple((*(float(x) for x in rng.normal(size=3) * 1.6), float(rng.uniform(0, 6.3))) for _ in range(3))
     return ParenchymalLesion(
         **_common(rng, "IPH", centre),
         clot=Ellipsoid.make(centre, axes, yaw),
         halo=Ellipsoid.make(centre, axes + rim, yaw),
+        core_hu=float(rng.uniform(72.0, 86.0)),
+        rim_hu=float(rng.uniform(49.0, 58.0)),
+        core_fraction=float(rng.uniform(0.2, 0.65)),
+        shape_waves=waves,
+        shape_amp=float(rng.uniform(0.05, 0.25) * min(1.0, radius / 8.0)),
+        side=float(np.sign(centre[0])),
     )
 
 

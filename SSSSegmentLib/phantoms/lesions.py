@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .anatomy import Ellipsoid, HeadAnatomy
+from .anatomy import Ellipsoid, HeadAnatomy, box_indices
 from .config import Tissue
 from .tissues import PointSet
 
@@ -63,7 +63,7 @@ class ConvexityLesion(LesionSpec):
     side: float = 0.0  # SDH: +1 left (u > 0) or -1 right
 
     def mask(self, anat: HeadAnatomy, p: PointSet, y_lps: np.ndarray) -> np.ndarray:
-        allowed = (Tissue.GREY_MATTER, Tissue.WHITE_MATTER, Tissue.CSF_SULCI, Tissue.FALX)
+        allowed = (Tissue.GREY_MATTER, Tissue.WHITE_MATTER, Tissue.CSF_SULCI, Tissue.FALX, Tissue.DURA)
         out = np.zeros(p.u.shape, dtype=bool)
         shell = np.flatnonzero((p.depth_inner >= 0) & (p.depth_inner < self.thickness) & np.isin(p.tissue, allowed))
         if shell.size == 0:
@@ -100,18 +100,60 @@ class SubarachnoidLesion(LesionSpec):
 
 @dataclass(frozen=True)
 class ParenchymalLesion(LesionSpec):
-    """IPH: an ellipsoidal clot in grey/white matter with a hypodense oedema rim."""
+    """IPH: a lobulated clot in grey/white matter, denser at the core, with a hypodense oedema rim.
+
+    The clot is ``clot`` with its surface pushed in/out by ``1 + shape_amp * mean(sin(k . n + phase))``
+    over the unit direction n in the ellipsoid's normalised frame (``shape_waves``: (k_u, k_v, k_w, phase),
+    rad). ``halo``: the clot grown by the oedema width, with the same lobulation. Density goes smoothly
+    from ``rim_hu`` at the surface to ``core_hu`` inside ``core_fraction`` of the radius, plus the
+    common texture.
+    """
 
     clot: Ellipsoid | None = None
     halo: Ellipsoid | None = None  # clot grown by the oedema rim
+    core_hu: float = 80.0
+    rim_hu: float = 55.0
+    core_fraction: float = 0.4
+    shape_waves: tuple[tuple[float, float, float, float], ...] = ()
+    shape_amp: float = 0.0
+    side: float = 0.0  # +1 left hemisphere (u > 0), -1 right: the clot does not cross the falx
+
+    def _scaled_radius(self, shape: Ellipsoid, p: PointSet, idx: np.ndarray) -> np.ndarray:
+        """Normalised radius (float32, shape of ``idx``) in ``shape``: < 1 inside the lobulated surface."""
+        q0, q1, q2 = shape.normalized(p.u[idx], p.v[idx], p.w[idx])
+        rr = np.sqrt(q0 * q0 + q1 * q1 + q2 * q2) + np.float32(1e-6)
+        bump = np.zeros(idx.shape, dtype=np.float32)
+        for ku, kv, kw, phase in self.shape_waves:
+            bump += np.sin((ku * q0 + kv * q1 + kw * q2) / rr + np.float32(phase))
+        scale = np.float32(self.shape_amp / max(len(self.shape_waves), 1))
+        return rr / (1 + scale * bump)
+
+    def _candidates(self, p: PointSet) -> np.ndarray:
+        """Indices of the parenchymal points in the box around the (lobulated) halo."""
+        idx = box_indices((self.halo,), p.u, p.v, p.w, grow=1.0 + self.shape_amp)
+        keep = np.isin(p.tissue[idx], (Tissue.GREY_MATTER, Tissue.WHITE_MATTER))
+        if self.side:
+            keep &= p.u[idx] * np.float32(self.side) > 1.0
+        return idx[keep]
 
     def mask(self, anat: HeadAnatomy, p: PointSet, y_lps: np.ndarray) -> np.ndarray:
-        parenchyma = (p.tissue == Tissue.GREY_MATTER) | (p.tissue == Tissue.WHITE_MATTER)
-        return self.clot.inside(p.u, p.v, p.w) & parenchyma
+        out = np.zeros(p.u.shape, dtype=bool)
+        idx = self._candidates(p)
+        out[idx[self._scaled_radius(self.clot, p, idx) < 1]] = True
+        return out
 
     def edema(self, anat: HeadAnatomy, p: PointSet, lesion: np.ndarray) -> np.ndarray:
-        parenchyma = (p.tissue == Tissue.GREY_MATTER) | (p.tissue == Tissue.WHITE_MATTER)
-        return self.halo.inside(p.u, p.v, p.w) & parenchyma & ~lesion
+        out = np.zeros(p.u.shape, dtype=bool)
+        idx = self._candidates(p)
+        out[idx[self._scaled_radius(self.halo, p, idx) < 1]] = True
+        return out & ~lesion
+
+    def hu(self, p: PointSet, idx: np.ndarray) -> np.ndarray:
+        """Rim-to-core density (smoothstep over the normalised radius) plus the common texture."""
+        s = self._scaled_radius(self.clot, p, idx)
+        t = np.clip((1 - s) / np.float32(1 - self.core_fraction), 0, 1)
+        profile = np.float32(self.rim_hu) + np.float32(self.core_hu - self.rim_hu) * t * t * (3 - 2 * t)
+        return profile + super().hu(p, idx) - np.float32(self.hu_mean)
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,20 @@
 """Render the ideal phantom on the scan grid: sub-slices averaged into thick slices (partial volume).
 
 Each thick slice k is rendered as ``n_sub`` thin sub-slices (odd count, the middle one at the slice
-centre). HU are averaged; a lesion labels a voxel when it fills more than half of the sub-slices and
-the centre one; the tissue code is the centre sub-slice's. Only the head's bounding box is evaluated.
+centre). HU are the sub-slices weighted by the slice sensitivity profile (``ssp_weights``: the flat
+box of the nominal slice, or that box blurred along z so it tails into the neighbouring slices' sub-slices,
+which are rendered once and shared); a lesion labels a voxel when it fills more than half of the nominal
+sub-slices and the centre one; the tissue code is the centre sub-slice's. Only the head's bounding box
+is evaluated.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import ndtr
 
 from ..volumes.geometry import Geometry
 from .anatomy import HeadAnatomy
@@ -79,14 +84,32 @@ def _render_sub_slice(
     return hu, index, p.tissue
 
 
+def ssp_weights(n_sub: int, ssp_width: float) -> tuple[np.ndarray, int]:
+    """Slice sensitivity profile sampled at the sub-slice pitch (thickness / ``n_sub``), and the number m
+    of sub-slices it reaches past the nominal slice on each side; weights (n_sub + 2m,) sum to 1.
+
+    ``ssp_width`` 1 is the flat box of the nominal slice; above, the box blurred along z by a gaussian of
+    sigma (ssp_width - 1) / 2 slice thicknesses (FWHM still about one thickness, tails beyond it).
+    """
+    sigma = (ssp_width - 1.0) / 2.0
+    if sigma <= 1e-6:
+        return np.full(n_sub, 1.0 / n_sub), 0
+    m = math.ceil(3.0 * sigma * n_sub)
+    z = (np.arange(n_sub + 2 * m) - (n_sub - 1) / 2 - m) / n_sub
+    w = ndtr((z + 0.5) / sigma) - ndtr((z - 0.5) / sigma)
+    return w / w.sum(), m
+
+
 def render_ideal(
     anat: HeadAnatomy,
     lesions: tuple[LesionSpec, ...],
     geometry: Geometry,
     shape_zyx: tuple[int, int, int],
     n_sub: int,
+    ssp_width: float = 1.0,
 ) -> IdealVolume:
-    """Render the phantom on ``geometry`` (identity direction) with ``n_sub`` sub-slices per slice."""
+    """Render the phantom on ``geometry`` (identity direction) with ``n_sub`` sub-slices per slice,
+    weighted by the slice sensitivity profile of width ``ssp_width`` (see ``ssp_weights``)."""
     k_n, j_n, i_n = shape_zyx
     xs, ys, zs = _axis(geometry, i_n, 0), _axis(geometry, j_n, 1), _axis(geometry, k_n, 2)
     rows, cols, half_z = _window(anat, xs, ys)
@@ -95,20 +118,35 @@ def render_ideal(
     index = np.zeros(shape_zyx, dtype=np.uint8)
     tissue = np.zeros(shape_zyx, dtype=np.uint8)
     win_shape = (ys[rows].size, xs[cols].size)
-    offsets = (np.arange(n_sub) - (n_sub - 1) / 2) * geometry.spacing_mm[2] / n_sub
+    if 0 in win_shape:
+        return IdealVolume(hu, index, tissue)
+    weights, m = ssp_weights(n_sub, ssp_width)
+    pitch = geometry.spacing_mm[2] / n_sub
+    cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # global sub-slice -> hu, index, tissue
+
+    def sub_slice(g: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Sub-slice g of the whole stack (g = 0 lies m sub-slices below the first slice's bottom one)."""
+        if g not in cache:
+            z = float(zs[0] + (g - m - (n_sub - 1) / 2) * pitch)
+            if abs(z - anat.centre_lps[2]) > half_z:
+                air = np.full(win_shape, lut[Tissue.AIR], dtype=np.float32)
+                cache[g] = (air, np.zeros(win_shape, np.uint8), np.full(win_shape, Tissue.AIR, np.uint8))
+            else:
+                h, n, t = _render_sub_slice(anat, lesions, xs[cols], ys[rows], z, lut)
+                cache[g] = (h.reshape(win_shape), n.reshape(win_shape), t.reshape(win_shape))
+        return cache[g]
+
     for k in range(k_n):
-        sub_hu = np.full((n_sub, *win_shape), lut[Tissue.AIR], dtype=np.float32)
-        sub_index = np.zeros((n_sub, *win_shape), dtype=np.uint8)
-        for s, off in enumerate(offsets):
-            z = float(zs[k] + off)
-            if abs(z - anat.centre_lps[2]) > half_z or sub_hu[s].size == 0:
-                continue
-            h, n, t = _render_sub_slice(anat, lesions, xs[cols], ys[rows], z, lut)
-            sub_hu[s], sub_index[s] = h.reshape(win_shape), n.reshape(win_shape)
-            if s == n_sub // 2:
-                tissue[k, rows, cols] = t.reshape(win_shape)
-        hu[k, rows, cols] = sub_hu.mean(axis=0)
-        index[k, rows, cols] = _majority(sub_index, len(lesions))
+        first = k * n_sub  # the profile covers global sub-slices first .. first + n_sub + 2m - 1
+        for g in [g for g in cache if g < first]:
+            del cache[g]
+        acc = np.zeros(win_shape, dtype=np.float32)
+        for w, g in zip(weights, range(first, first + n_sub + 2 * m), strict=True):
+            acc += np.float32(w) * sub_slice(g)[0]
+        hu[k, rows, cols] = acc
+        nominal = np.stack([sub_slice(first + m + s)[1] for s in range(n_sub)])
+        index[k, rows, cols] = _majority(nominal, len(lesions))
+        tissue[k, rows, cols] = sub_slice(first + m + n_sub // 2)[2]
     return IdealVolume(hu, index, tissue)
 
 

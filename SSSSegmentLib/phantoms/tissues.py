@@ -10,10 +10,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .anatomy import HeadAnatomy
+from .anatomy import HeadAnatomy, box_indices
 from .config import Tissue
 
 _EPS = np.float32(1e-3)
+_NOT_BRAIN = (Tissue.SCALP, Tissue.BONE_CORTICAL, Tissue.BONE_DIPLOE)
 
 
 @dataclass
@@ -54,9 +55,14 @@ def classify(anat: HeadAnatomy, u: np.ndarray, v: np.ndarray, w: np.ndarray) -> 
         floor = anat.skull_base_w(u[inside], v[inside]).astype(np.float32)
         above = w[inside] > floor
         _paint_skull_base(anat, points, inside[~above], floor[~above])
-        cavity = inside[above]
-        tissue[cavity] = _brain(anat, _subset(points, cavity))
+        cavity, gap = inside[above], w[inside[above]] - floor[above]
+        carved = _carve_mastoid(anat, points, cavity)
+        tissue[cavity[carved]] = Tissue.BONE_CORTICAL
+        cavity, gap = cavity[~carved], gap[~carved]
+        tissue[cavity] = _brain(anat, _subset(points, cavity), gap)
     _paint_sinuses(anat, points)
+    _paint_mastoid(anat, points)
+    _paint_orbits(anat, points)
     return points
 
 
@@ -84,12 +90,56 @@ def _paint_skull(
 
 
 def _paint_skull_base(anat: HeadAnatomy, p: PointSet, idx: np.ndarray, floor: np.ndarray) -> None:
-    """Below the cavity floor: a bony plate (cortex over diploe), then soft tissue."""
+    """Below the cavity floor: a bony plate (cortex over diploe), then soft tissue; dense petrous wedges."""
     depth = floor - p.w[idx]
     codes = np.full(idx.shape, Tissue.SCALP, dtype=np.uint8)
     codes[depth < 9.0] = Tissue.BONE_DIPLOE
     codes[depth < 2.0] = Tissue.BONE_CORTICAL
+    if anat.petrous:
+        rise = anat.petrous_rise(p.u[idx], p.v[idx])
+        codes[(rise > 1.5) & (depth < rise + 8.0)] = Tissue.BONE_CORTICAL
     p.tissue[idx] = codes
+
+
+def _clear_of_cavity(anat: HeadAnatomy, p: PointSet, idx: np.ndarray, margin: float) -> np.ndarray:
+    """Boolean (shape of ``idx``): points at least ``margin`` mm outside the cranial cavity (a bony wall stays)."""
+    floor = anat.skull_base_w(p.u[idx], p.v[idx])
+    return (p.depth_inner[idx] < -margin) | (p.w[idx] < floor - margin)
+
+
+def _carve_mastoid(anat: HeadAnatomy, p: PointSet, cavity: np.ndarray) -> np.ndarray:
+    """Boolean (shape of ``cavity``): cavity points inside the mastoid walls (they become bone)."""
+    out = np.zeros(cavity.shape, dtype=bool)
+    sub = box_indices(anat.mastoid.walls, p.u[cavity], p.v[cavity], p.w[cavity])
+    if sub.size:
+        idx = cavity[sub]
+        out[sub] = anat.mastoid.inside(p.u[idx], p.v[idx], p.w[idx], walls=True)
+    return out
+
+
+def _paint_mastoid(anat: HeadAnatomy, p: PointSet) -> None:
+    """Mastoid: air cells in a bony matrix replacing skull and soft tissue (not skin), outside the cavity."""
+    idx = box_indices(anat.mastoid.regions, p.u, p.v, p.w)
+    if idx.size == 0:
+        return
+    idx = idx[np.isin(p.tissue[idx], _NOT_BRAIN) & (p.depth_inner[idx] > -anat.skull_mm)]  # not the skin
+    u, v, w = p.u[idx], p.v[idx], p.w[idx]
+    idx, u, v, w = (x[anat.mastoid.inside(u, v, w)] for x in (idx, u, v, w))
+    cells = anat.mastoid.cells(u, v, w)
+    p.tissue[idx[~cells & (p.tissue[idx] == Tissue.SCALP)]] = Tissue.BONE_DIPLOE  # bony matrix
+    p.tissue[idx[cells]] = Tissue.AIR
+
+
+def _paint_orbits(anat: HeadAnatomy, p: PointSet) -> None:
+    """Orbital fat and globes replacing soft tissue/bone below the anterior fossa (never the cavity)."""
+    idx = box_indices(anat.orbits, p.u, p.v, p.w)
+    if idx.size == 0:
+        return
+    idx = idx[np.isin(p.tissue[idx], _NOT_BRAIN)]
+    idx = idx[_clear_of_cavity(anat, p, idx, 4.0)]  # a bony roof stays between orbit and brain
+    u, v, w = p.u[idx], p.v[idx], p.w[idx]
+    for e in anat.orbits:
+        p.tissue[idx[e.inside(u, v, w)]] = e.tissue
 
 
 def _paint_sinuses(anat: HeadAnatomy, p: PointSet) -> None:
@@ -101,8 +151,8 @@ def _paint_sinuses(anat: HeadAnatomy, p: PointSet) -> None:
         p.tissue[inside] = Tissue.AIR
 
 
-def _brain(anat: HeadAnatomy, p: PointSet) -> np.ndarray:
-    """Tissue codes (uint8) of points inside the cranial cavity."""
+def _brain(anat: HeadAnatomy, p: PointSet, floor_gap: np.ndarray) -> np.ndarray:
+    """Tissue codes (uint8) of points inside the cranial cavity. ``floor_gap``: height above the floor (mm)."""
     tissue = np.full(p.u.shape, Tissue.WHITE_MATTER, dtype=np.uint8)
     _paint_cortex(anat, p, tissue)
     _paint_cerebellum(anat, p, tissue)
@@ -115,14 +165,62 @@ def _brain(anat: HeadAnatomy, p: PointSet) -> np.ndarray:
         if e.tissue == Tissue.GREY_MATTER:
             inside &= tissue == Tissue.WHITE_MATTER
         tissue[inside] = e.tissue
+    _paint_calcifications(anat, p, tissue)
+    _paint_dura(anat, p, tissue, floor_gap)
     return tissue
+
+
+def _paint_calcifications(anat: HeadAnatomy, p: PointSet, tissue: np.ndarray) -> None:
+    """Pineal, choroid plexus and pallidal calcifications (anywhere), falx plaques (only on the falx/fissure).
+
+    Each has a rim of partly calcified tissue (``CALC_RIM``, 35 % wider), so even a point-sampled
+    render shows the blood-density halo that real scans have around calcifications.
+    """
+    _paint_blobs(anat.calcifications, p, tissue, np.flatnonzero(np.ones(p.u.shape, dtype=bool)))
+    _paint_blobs(anat.falx_plaques, p, tissue, np.flatnonzero(np.isin(tissue, (Tissue.FALX, Tissue.CSF_SULCI))))
+
+
+def _paint_blobs(shapes: tuple, p: PointSet, tissue: np.ndarray, allowed: np.ndarray) -> None:
+    """Paint ``shapes`` (Ellipsoids) with their rims, only on the points ``allowed`` (indices), in place."""
+    sub = box_indices(shapes, p.u[allowed], p.v[allowed], p.w[allowed], grow=1.35)
+    if sub.size == 0:
+        return
+    idx = allowed[sub]
+    u, v, w = p.u[idx], p.v[idx], p.w[idx]
+    radii = []
+    for e in shapes:
+        q0, q1, q2 = e.normalized(u, v, w)
+        radii.append(q0 * q0 + q1 * q1 + q2 * q2)
+    for rr in radii:
+        tissue[idx[rr < 1.35**2]] = Tissue.CALC_RIM
+    for e, rr in zip(shapes, radii, strict=True):
+        tissue[idx[rr < 1]] = e.tissue
+
+
+def _paint_dura(anat: HeadAnatomy, p: PointSet, tissue: np.ndarray, floor_gap: np.ndarray) -> None:
+    """Dura under the inner table and on the floor, the superior sagittal sinus and the tentorium."""
+    if anat.dura_mm <= 0:
+        return
+    dura = np.float32(anat.dura_mm)
+    mask = (p.depth_inner < dura) | (floor_gap < dura)
+    half, depth = (np.float32(x) for x in anat.sagittal_sinus)
+    if depth > 0:
+        mask |= (np.abs(p.u) < half * (1 - p.depth_inner / depth)) & (floor_gap > 8.0)
+    b = anat.semi_axes[1]
+    idx = np.flatnonzero((p.v > 0.1 * b) & (p.w < anat.semi_axes[2] * -0.2 + 0.02 * b + 2.0))
+    u, v = p.u[idx], p.v[idx]
+    sheet = np.abs(p.w[idx] - anat.tentorium_w(u, v)) < dura / 2
+    notch = (u / 13.0) ** 2 + ((v - 0.1 * b) / (0.3 * b)) ** 2 < 1  # the incisura around the midbrain
+    mask[idx[sheet & ~notch]] = True
+    tissue[mask] = Tissue.DURA
 
 
 def _paint_cortex(anat: HeadAnatomy, p: PointSet, tissue: np.ndarray) -> None:
     """Convexity CSF, cortical ribbon, and sulci (zero lines of the sulcal field running inward)."""
     sas, cortex, depth = anat.sas_mm, anat.cortex_mm, anat.sulcal_depth_mm
-    shell = np.flatnonzero(p.depth_inner < sas + depth + cortex + 1.0)
-    di = p.depth_inner[shell]
+    dura = np.float32(anat.dura_mm)
+    shell = np.flatnonzero(p.depth_inner < dura + sas + depth + cortex + 1.0)
+    di = p.depth_inner[shell] - dura
     dist = np.abs(anat.sulcal_field_mm(p.du[shell], p.dv[shell], p.dw[shell]))
     half = np.float32(anat.sulcal_width_mm / 2)
     along = np.clip((di - sas) / np.float32(depth), 0, None) ** 2  # rounded, tapering sulci
@@ -136,9 +234,8 @@ def _paint_cortex(anat: HeadAnatomy, p: PointSet, tissue: np.ndarray) -> None:
 
 def _paint_cerebellum(anat: HeadAnatomy, p: PointSet, tissue: np.ndarray) -> None:
     """Below the tentorium in the posterior fossa the parenchyma is cerebellar (grey-like)."""
-    b, c = anat.semi_axes[1], anat.semi_axes[2]
-    tentorium = -0.2 * c - 0.3 * (p.v - 0.15 * b)
-    below = (p.v > 0.1 * b) & (p.w < tentorium) & (tissue == Tissue.WHITE_MATTER)
+    b = anat.semi_axes[1]
+    below = (p.v > 0.1 * b) & (p.w < anat.tentorium_w(p.u, p.v)) & (tissue == Tissue.WHITE_MATTER)
     tissue[below] = Tissue.GREY_MATTER
 
 
