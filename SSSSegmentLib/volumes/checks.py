@@ -3,7 +3,9 @@
 :func:`check_values` holds for any volume that was read (finite, not constant) and runs inside
 ``read_volume``. :func:`validate_ct` adds the CT-specific rules and runs before segmentation:
 
-- at least ``MIN_SLICES`` slices and ``MIN_IN_PLANE`` × ``MIN_IN_PLANE`` voxels per slice;
+- at least ``MIN_SLICES`` slices and ``MIN_IN_PLANE`` × ``MIN_IN_PLANE`` voxels per slice, counted on
+  the axial grid the engine segments (a coronal or sagittal volume is reoriented first, see
+  :mod:`.orientation`);
 - every voxel spacing within ``SPACING_RANGE_MM`` and an invertible direction matrix;
 - "looks like Hounsfield units": a CT of the head holds air (below ``AIR_BELOW_HU``) around the
   head and in the sinuses, and soft tissue or bone (``TISSUE_RANGE_HU``). We require at least
@@ -18,6 +20,7 @@ import numpy as np
 
 from ..errors import InputError
 from .geometry import CTVolume
+from .orientation import axial_reorientation
 
 MIN_SLICES = 3
 MIN_IN_PLANE = 32
@@ -50,6 +53,13 @@ def check_shape(shape_zyx: tuple[int, ...], source: str) -> None:
     if min(j, i) < MIN_IN_PLANE:
         raise InputError(f"{source}: slices of {i} × {j} voxels are too small "
                          f"(at least {MIN_IN_PLANE} × {MIN_IN_PLANE} needed)")
+
+
+def axial_shape_zyx(volume: CTVolume) -> tuple[int, ...]:
+    """The array shape (K, J, I) on the axial working grid (the stored shape for an unusable direction)."""
+    if volume.hu_zyx.ndim != 3 or abs(float(np.linalg.det(volume.geometry.direction_matrix))) < 1e-3:
+        return volume.shape_zyx
+    return axial_reorientation(volume.geometry).working_shape_zyx(volume.shape_zyx)
 
 
 def check_spacing(volume: CTVolume) -> None:
@@ -86,6 +96,6 @@ def validate_ct(volume: CTVolume) -> None:
     """
     source = volume.source or "volume"
     check_values(volume.hu_zyx, source)
-    check_shape(volume.shape_zyx, source)
+    check_shape(axial_shape_zyx(volume), source)
     check_spacing(volume)
     check_hounsfield(volume.hu_zyx, source)

@@ -4,6 +4,8 @@ Array convention everywhere in the engine: numpy arrays are indexed ``[k, j, i]`
 order SimpleITK's ``GetArrayFromImage`` returns. ``spacing_mm``, ``origin_lps`` and the columns of
 ``direction`` are given in ITK order (i, j, k). A voxel index (i, j, k) maps to the LPS point
 ``origin_lps + direction @ (spacing_mm * (i, j, k))``. Slicer's RAS is LPS with x and y negated.
+A volume may be stored in any orientation (axial, coronal, sagittal, oblique); the inference
+pipeline segments it on its axial working grid (:mod:`.orientation`) and returns labels on this grid.
 """
 
 from __future__ import annotations
