@@ -1,10 +1,14 @@
 """Python API of the engine: numpy / SimpleITK / files in, hemorrhage label maps out.
 
     from SSSSegmentLib import api
-    model = api.load_model("fast", checkpoint="site_model.safetensors")
+    model = api.load_model()                                         # the best bundled model installed
+    model = api.load_model(checkpoint="site_model.safetensors")      # or a site's own checkpoint
     result = api.segment_array(hu_zyx, geometry, model=model)       # numpy (K, J, I) in HU
     labels_img = api.segment_sitk(sitk_image, model=model)           # SimpleITK in, SimpleITK out
     api.segment_file("ct_dir/", "out.seg.nrrd", model=model)         # DICOM/NIfTI/NRRD in, .seg.nrrd out
+
+Any orientation is accepted: coronal, sagittal or axis-flipped volumes are segmented on axial planes
+(a lossless axis permutation, logged once) and the labels always come back on the input's own grid.
 """
 
 from __future__ import annotations
@@ -16,6 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
+from .bundled_models import (  # noqa: F401  (re-exported: the API's view of the bundled models)
+    BUNDLED_MODEL_NOTICE,
+    BUNDLED_MODELS_DIR,
+    bundled_model_path,
+    default_preset,
+    installed_bundled_presets,
+    no_model_message,
+)
 from .errors import CheckpointError, OutputError
 from .fsutil import check_writable_output
 from .inference import InferenceConfig, SegmentationResult
@@ -23,8 +35,6 @@ from .progress import ProgressCallback, silent
 from .volumes.geometry import CTVolume, Geometry
 
 LOG = logging.getLogger("sssseg")
-DEFAULT_PRESET = "fast"
-BUNDLED_MODELS_DIR = Path(__file__).resolve().parents[1] / "Resources" / "Models"
 
 
 @dataclass(frozen=True)
@@ -33,13 +43,9 @@ class LoadedModel:
 
     model: object  # SSSModel
     device: object  # torch.device
-    source: str  # "checkpoint PATH", "bundled PATH", "SAM-2 weights PATH (heads untrained)", "untrained"
+    source: str  # "checkpoint PATH", "bundled NAME", "SAM-2 weights PATH (heads untrained)", "untrained"
     trained: bool
-
-
-def bundled_model_path(preset: str) -> Path:
-    """Where the bundled demo model of a preset lives (it may not exist)."""
-    return BUNDLED_MODELS_DIR / f"sss_{preset}.safetensors"
+    bundled: bool = False  # the bundled demonstration model (see bundled_models.BUNDLED_MODEL_NOTICE)
 
 
 def load_model(
@@ -53,10 +59,12 @@ def load_model(
     """Resolve and load the model, in this order of precedence.
 
     1. ``checkpoint``: an SSS checkpoint (its preset must match ``preset`` when one is given);
-    2. ``sam2_checkpoint``: official SAM-2/2.1 weights for the encoder and decoder (our heads untrained);
-    3. the bundled model of ``preset``;
-    4. random weights (seeded), only when ``allow_untrained``.
-    Otherwise CheckpointError says what to pass.
+    2. ``sam2_checkpoint``: official SAM-2/2.1 weights for the encoder and decoder (our heads
+       untrained); the preset defaults to the one the file name belongs to, else ``fast``;
+    3. the bundled model of ``preset``; with no preset, the best bundled model installed
+       (``bundled_models.default_preset()``; today ``tiny``);
+    4. random weights (seeded), only when ``allow_untrained`` (with no preset: ``tiny``).
+    Otherwise CheckpointError says what to pass, naming the presets that do have a bundled model.
     """
     import torch
 
@@ -66,19 +74,23 @@ def load_model(
     if checkpoint is not None:
         model = load_sss_checkpoint(Path(checkpoint), device=str(torch_device), expected_preset=preset)
         return LoadedModel(model, torch_device, f"checkpoint {checkpoint}", trained=True)
-    preset = preset or DEFAULT_PRESET
     if sam2_checkpoint is not None:
+        if preset is None:
+            from .model.presets import DEFAULT_PRESET, preset_for_checkpoint_name
+
+            owner = preset_for_checkpoint_name(Path(sam2_checkpoint).name)
+            preset = owner.name if owner is not None else DEFAULT_PRESET
         model = build_model(preset, Path(sam2_checkpoint), device=str(torch_device))
         return LoadedModel(model, torch_device, f"SAM-2 weights {sam2_checkpoint} (SSS heads untrained)", False)
-    bundled = bundled_model_path(preset)
-    if bundled.is_file():
+    asked = preset
+    preset = preset or default_preset()
+    bundled = bundled_model_path(preset) if preset else None
+    if bundled is not None and bundled.is_file():
         model = load_sss_checkpoint(bundled, device=str(torch_device), expected_preset=preset)
-        return LoadedModel(model, torch_device, f"bundled {bundled.name}", trained=True)
+        return LoadedModel(model, torch_device, f"bundled {bundled.name}", trained=True, bundled=True)
     if not allow_untrained:
-        raise CheckpointError(
-            f"no trained model for preset '{preset}': pass --checkpoint FILE (an SSS checkpoint), "
-            "--sam2-checkpoint FILE (official SAM-2 weights), or --untrained for random weights"
-        )
+        raise CheckpointError(no_model_message(asked))
+    preset = preset or "tiny"
     torch.manual_seed(seed)
     model = build_model(preset, None, device=str(torch_device))
     return LoadedModel(model, torch_device, "untrained (random weights)", trained=False)

@@ -44,9 +44,17 @@ class Reporter:
         self._close()
 
 
+def _default_model_help() -> str:
+    """How the model is chosen when no --preset / --checkpoint is given (names what is installed)."""
+    from .bundled_models import default_preset
+
+    best = default_preset()
+    return f"the bundled model, preset '{best}'" if best else "none: no bundled model is installed"
+
+
 def _add_model_args(parser: argparse.ArgumentParser, default_preset: str | None = None) -> None:
     parser.add_argument("--preset", choices=PRESET_CHOICES, default=default_preset,
-                        help="model preset (default: the checkpoint's, else 'fast')")
+                        help=f"model preset (default: the checkpoint's, else {_default_model_help()})")
     parser.add_argument("--checkpoint", type=Path, help="SSS checkpoint (.safetensors)")
     parser.add_argument("--sam2-checkpoint", type=Path, help="official SAM-2/2.1 checkpoint (.pt) for the encoder")
     parser.add_argument("--untrained", action="store_true", help="allow random weights when no model is found")
@@ -76,6 +84,11 @@ def _parser() -> argparse.ArgumentParser:
     ph.add_argument("--seed", type=int, default=0)
     ph.add_argument("--labeled-fraction", type=float, default=1.0)
     ph.add_argument("--overwrite", action="store_true")
+    ph.add_argument("--artefact-strength", type=float, nargs=2, default=(0.0, 1.0), metavar=("LO", "HI"),
+                    help="range of the per-case scanner-artefact strength, 0 clean .. 1 strong (default 0 1)")
+    ph.add_argument("--matrix", type=int, default=512, help="in-plane matrix (default 512)")
+    ph.add_argument("--realism-cases", type=int, default=24,
+                    help="cases measured for OUTDIR/realism.md, spread over the set (default 24)")
 
     ev = sub.add_parser("evaluate", help="compare predicted label maps with ground truth")
     ev.add_argument("pred_dir", type=Path)
@@ -90,7 +103,8 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="segment a fresh phantom with the bundled model and show the result")
     demo.add_argument("--out", type=Path, default=Path("out/demo"))
     demo.add_argument("--seed", type=int, default=None, help="phantom seed (default: a demo seed never trained on)")
-    demo.add_argument("--preset", choices=PRESET_CHOICES, default=None)
+    demo.add_argument("--preset", choices=PRESET_CHOICES, default=None,
+                      help=f"model preset (default: {_default_model_help()})")
     demo.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
     return parser
 
@@ -106,6 +120,8 @@ def _cmd_segment(args: argparse.Namespace, out: Reporter) -> int:
     volume = api.read_ct(args.input, out.log, args.series_uid)
     loaded = api.load_model(args.preset, args.checkpoint, args.sam2_checkpoint, args.device, args.untrained)
     out.log(f"model: {loaded.source} on {loaded.device}")
+    if loaded.bundled:
+        out.log(f"NOTE: {api.BUNDLED_MODEL_NOTICE}")
     if not loaded.trained:
         out.log("WARNING: the model weights are UNTRAINED: the segmentation is not meaningful")
     config = dataclasses.replace(inference_config_for(loaded.model), batch_size=args.batch_size)
@@ -136,11 +152,21 @@ def format_volumes(volumes_ml: dict[str, float]) -> str:
 
 def _cmd_phantoms(args: argparse.Namespace, out: Reporter) -> int:
     from .demo import phantom_preview
-    from .phantoms import write_dataset
+    from .phantoms import PhantomConfig, write_dataset
+    from .phantoms.realism import phantom_profile, write_realism_report
 
+    profiles = []
+    every = max(1, -(-args.n // max(args.realism_cases, 1)))
+
+    def measure(index: int, case_id: str, phantom) -> None:  # noqa: ANN001 (Phantom)
+        if args.realism_cases > 0 and index % every == 0:
+            profiles.append(phantom_profile(phantom, case_id))
+
+    config = PhantomConfig(matrix=args.matrix, artefact_strength=tuple(args.artefact_strength))
     dataset_json = write_dataset(args.outdir, n=args.n, seed=args.seed, labeled_fraction=args.labeled_fraction,
-                                 overwrite=args.overwrite)
+                                 config=config, overwrite=args.overwrite, on_case=measure)
     print(f"wrote {args.n} phantom cases: {dataset_json}")
+    print(f"realism report: {write_realism_report(args.outdir, profiles)}")
     if args.labeled_fraction > 0:
         print(f"preview: {phantom_preview(dataset_json)}")
     return 0

@@ -55,16 +55,6 @@ def _prepare_out_dir(out_dir: Path) -> None:
     (out_dir / _DEMO_MARKER).write_text("files here are rewritten by each `sssseg demo` run\n")
 
 
-def _default_preset() -> str:
-    """The preset of the first bundled model found (fast before tiny), else tiny (untrained)."""
-    from .api import bundled_model_path
-
-    for preset in ("fast", "tiny"):
-        if bundled_model_path(preset).is_file():
-            return preset
-    return "tiny"
-
-
 def run_demo(
     out_dir: Path,
     seed: int | None = None,
@@ -73,6 +63,9 @@ def run_demo(
     log: Callable[[str], None] = print,
 ) -> str:
     """Generate an unseen phantom, segment it with the bundled model, write files, return a report.
+
+    ``preset`` None: the best bundled model installed (``api.load_model``'s default); random
+    weights of ``tiny`` when none is installed (the report says so).
 
     Writes into ``out_dir``: ``phantom_ct.nrrd`` (open it in Slicer), ``prediction.seg.nrrd``,
     ``truth.seg.nrrd``, ``prediction.png`` and ``truth.png`` (QC montages at the brain window).
@@ -90,8 +83,10 @@ def run_demo(
     _prepare_out_dir(out_dir)
     phantom = generate_phantom(seed)
     volume = phantom.to_ct_volume()
-    loaded = api.load_model(preset or _default_preset(), device=device, allow_untrained=True)
+    loaded = api.load_model(preset, device=device, allow_untrained=True)
     log(f"model: {loaded.source} on {loaded.device}")
+    if loaded.bundled:
+        log(f"NOTE: {api.BUNDLED_MODEL_NOTICE}")
     start = time.perf_counter()
     result = api.segment_volume(volume, loaded, log=log)
     seconds = time.perf_counter() - start

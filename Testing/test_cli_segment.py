@@ -57,6 +57,49 @@ def test_segment_writes_seg_nrrd_and_nifti_on_the_input_grid(ct_nrrd: Path, tmp_
     assert (tmp_path / "result.nii.gz").is_file()
 
 
+def test_segment_with_no_flags_uses_the_bundled_model(ct_nrrd: Path, tmp_path: Path, capsys):
+    """`sssseg segment IN OUT` works out of the box: the best installed bundled model (tiny today),
+    said once to be a demonstration model."""
+    from SSSSegmentLib.bundled_models import BUNDLED_MODEL_NOTICE, default_preset
+
+    assert default_preset() == "tiny"
+    out = tmp_path / "result.seg.nrrd"
+    code = main(["segment", str(ct_nrrd), str(out)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "model: bundled sss_tiny.safetensors" in captured.err
+    assert captured.err.count(BUNDLED_MODEL_NOTICE) == 1 and "not a clinical model" in BUNDLED_MODEL_NOTICE
+    assert "UNTRAINED" not in captured.err and "wrote " + str(out) in captured.out
+    labels, _, names = read_labelmap(out)
+    assert labels.shape == (6, 64, 64) and len(names) == 5
+
+
+def test_a_preset_without_a_model_names_the_presets_that_have_one(ct_nrrd: Path, tmp_path: Path, capsys):
+    out = tmp_path / "o.seg.nrrd"
+    code, err = _run(["segment", str(ct_nrrd), str(out), "--preset", "fast", "--device", "cpu"], capsys)
+    message = err.strip().splitlines()[-1]
+    assert code == 3 and message.startswith("sssseg: error: ") and not out.exists()
+    assert "'fast'" in message and "'tiny'" in message and "--preset tiny" in message
+    assert "--checkpoint" in message and "--untrained" in message
+
+
+def test_load_model_defaults_follow_what_is_installed(monkeypatch, tmp_path: Path):
+    """The API's default is the best bundled model installed; with none installed the error says so,
+    and --untrained falls back to the cheap tiny preset, not to a preset nobody has weights for."""
+    from SSSSegmentLib import api, bundled_models
+    from SSSSegmentLib.errors import CheckpointError
+
+    loaded = api.load_model(device="cpu")
+    assert loaded.bundled and loaded.trained and loaded.source == "bundled sss_tiny.safetensors"
+    assert loaded.model.preset.name == "tiny"
+    monkeypatch.setattr(bundled_models, "BUNDLED_MODELS_DIR", tmp_path / "no_models")
+    assert bundled_models.installed_bundled_presets() == [] and bundled_models.default_preset() is None
+    with pytest.raises(CheckpointError, match="no bundled model is installed"):
+        api.load_model(device="cpu")
+    untrained = api.load_model(device="cpu", allow_untrained=True)
+    assert not untrained.trained and not untrained.bundled and untrained.model.preset.name == "tiny"
+
+
 def test_decoder_refinement_follows_the_model_unless_asked(ct_nrrd: Path, tmp_path: Path, capsys):
     """The bundled tiny model recommends no refinement (its decoder is coarser than its head);
     --refine on/off overrides the recommendation."""

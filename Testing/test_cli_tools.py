@@ -42,7 +42,9 @@ def test_phantoms_refuses_a_non_empty_folder(tmp_path: Path, capsys):
 def test_demo_writes_its_files_and_reruns_but_never_into_user_folders(tmp_path: Path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--device", "cpu"]) == 0
-    report = capsys.readouterr().out
+    captured = capsys.readouterr()
+    report = captured.out
+    assert "model: bundled sss_tiny.safetensors" in captured.err and "UNTRAINED" not in report  # the default
     for name in ("phantom_ct.nrrd", "prediction.seg.nrrd", "truth.seg.nrrd", "prediction.png", "truth.png"):
         assert (out / name).is_file(), name
     assert "Dice" in report and "pred mL" in report

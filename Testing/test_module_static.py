@@ -73,16 +73,43 @@ def test_every_ui_name_the_widget_uses_exists(tree: ast.Module, ui: ET.Element) 
     assert used <= _ui_widget_names(ui), f"not in the .ui: {sorted(used - _ui_widget_names(ui))}"
 
 
+# Parameters whose widget the Widget fills itself (the list of installed models changes when a model
+# is imported; parameterNodeWrapper binds a combo box only to a fixed Choice).
+WIDGET_MANAGED = {"model": "modelComboBox"}
+
+
 def test_ui_bindings_match_the_parameter_node_fields(tree: ast.Module, ui: ET.Element) -> None:
     wrapper = _class(tree, "SSSSegmentParameterNode")
     decorators = {d.id if isinstance(d, ast.Name) else ast.unparse(d) for d in wrapper.decorator_list}
     assert "parameterNodeWrapper" in decorators
     fields = {n.target.id for n in wrapper.body if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)}
-    assert fields == {"inputVolume", "outputSegmentation", "preset", "device", "modelPath", "show3D"}
+    assert fields == {"inputVolume", "outputSegmentation", "model", "device", "show3D"}
     bound = _ui_parameter_names(ui)
-    assert set(bound.values()) <= fields, f"unknown parameters in the .ui: {set(bound.values()) - fields}"
-    assert set(bound.values()) == fields, f"parameters without a widget: {fields - set(bound.values())}"
+    expected = fields - set(WIDGET_MANAGED)
+    unknown = set(bound.values()) - expected
+    assert not unknown, f"unknown or widget-managed parameters in the .ui: {unknown}"
+    assert set(bound.values()) == expected, f"parameters without a widget: {expected - set(bound.values())}"
     assert len(bound) == len(set(bound.values())), "a parameter is bound to two widgets"
+    widget_source = ast.unparse(_class(tree, "SSSSegmentWidget"))
+    for parameter, widget_name in WIDGET_MANAGED.items():
+        assert widget_name in _ui_widget_names(ui) and widget_name not in bound
+        assert f"_parameterNode.{parameter} =" in widget_source, f"the Widget never sets {parameter}"
+
+
+def test_model_list_and_defaults_come_from_what_is_installed(tree: ast.Module) -> None:
+    """No hard-coded preset: the Logic defaults to the engine's choice (the best bundled model), the
+    panel lists Logic.installedModels(), and the self-test uses the default model, trained."""
+    source = MODULE_PY.read_text(encoding="utf-8")
+    assert not re.search(r"""["'](fast|paper)["']""", source), "the module names a preset that may have no model"
+    logic = {n.name: n for n in _class(tree, "SSSSegmentLogic").body if isinstance(n, ast.FunctionDef)}
+    for name in ("segmentVolume", "segmentFiles"):
+        args = logic[name].args
+        defaults = dict(zip([a.arg for a in args.args][-len(args.defaults):], args.defaults, strict=True))
+        assert ast.unparse(defaults["preset"]) == "None", f"{name}: preset default {ast.unparse(defaults['preset'])}"
+    assert "installedModels" in logic
+    assert "self.logic.installedModels()" in ast.unparse(_class(tree, "SSSSegmentWidget"))
+    self_test = ast.unparse(_class(tree, "SSSSegmentTest"))
+    assert "allowUntrained" not in self_test and "segmentVolume(" in self_test
 
 
 def test_module_classes_follow_the_slicer_pattern(tree: ast.Module) -> None:
@@ -128,6 +155,25 @@ def test_widget_actions_report_errors_through_try_with_error_display(tree: ast.M
         if calls_logic:
             source = ast.unparse(method)
             assert "tryWithErrorDisplay" in source, f"{method.name} calls the Logic without tryWithErrorDisplay"
+
+
+def test_the_bundled_model_is_installed_with_the_module() -> None:
+    """The model is a data file of SSSSegmentLib: CTK copies RESOURCES from SOURCE_DIR (the Lib) into
+    qt-scripted-modules/SSSSegmentLib/ under the same relative path, where bundled_models.py looks."""
+    from SSSSegmentLib.bundled_models import BUNDLED_MODELS_DIR, installed_bundled_presets
+
+    text = MODULE_CMAKE.read_text(encoding="utf-8")
+    resources = _cmake_list(text, "LIB_PYTHON_RESOURCES")
+    for preset in installed_bundled_presets():
+        assert f"resources/models/sss_{preset}.safetensors" in resources
+    assert installed_bundled_presets(), "no bundled model in the package"
+    assert BUNDLED_MODELS_DIR.relative_to(LIB_DIR).as_posix() == "resources/models"
+    call = re.search(r"ctkMacroCompilePythonScript\((.*?)\n  \)", text, re.S)
+    assert call, "ctkMacroCompilePythonScript(...) missing"
+    assert re.search(r'RESOURCES\s+"\$\{LIB_PYTHON_RESOURCES\}"', call.group(1))
+    assert re.search(r"SOURCE_DIR\s+\$\{CMAKE_CURRENT_SOURCE_DIR\}/\.\./\$\{LIB_NAME\}", call.group(1))
+    assert re.search(r"DESTINATION_DIR\s+\$\{CMAKE_BINARY_DIR\}/\$\{Slicer_QTSCRIPTEDMODULES_LIB_DIR\}/\$\{LIB_NAME\}",
+                     call.group(1))
 
 
 def test_every_lib_file_is_shipped_with_the_module() -> None:

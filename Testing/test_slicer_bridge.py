@@ -162,6 +162,33 @@ def test_bad_label_maps_are_refused(scene) -> None:  # noqa: ANN001
 
 
 # -- engine command, dependencies, checkpoints ----------------------------------------------------
+def test_default_options_let_the_engine_pick_the_bundled_model(tmp_path: Path) -> None:
+    """No preset in the options: no --preset on the command line, so the engine's default applies."""
+    assert SegmentOptions().preset is None
+    command = segment_command(tmp_path / "in.nrrd", tmp_path / "out.seg.nrrd", SegmentOptions(device="cpu"))
+    assert "--preset" not in command and "--checkpoint" not in command and "--untrained" not in command
+
+
+def test_installed_models_list_bundled_presets_with_a_file_then_imported_files(tmp_path: Path) -> None:
+    from SSSSegmentLib.bundled_models import installed_bundled_presets
+    from SSSSegmentLib.slicer_bridge.checkpoints import installed_models
+
+    models = installed_models(None)
+    assert [m.key for m in models] == installed_bundled_presets() == ["tiny"]
+    assert models[0].bundled and models[0].preset == "tiny" and models[0].checkpoint is None
+    folder = tmp_path / "models"
+    folder.mkdir()
+    (folder / "site_v3.safetensors").write_bytes(b"w" * 10)
+    (folder / "sam2.1_hiera_small.pt").write_bytes(b"w" * 10)
+    (folder / "notes.txt").write_text("not a model")
+    (folder / "empty.safetensors").write_bytes(b"")
+    models = installed_models(folder)
+    imported = [str(folder / "sam2.1_hiera_small.pt"), str(folder / "site_v3.safetensors")]
+    assert [m.key for m in models] == ["tiny", *imported]
+    assert all(m.preset is None and m.checkpoint == m.key for m in models[1:])
+    assert installed_models(tmp_path / "no_such_folder") == models[:1]
+
+
 def test_segment_command_and_device_mapping(tmp_path: Path) -> None:
     command = segment_command(tmp_path / "in.nrrd", tmp_path / "out.seg.nrrd", SegmentOptions("paper", "cpu"))
     assert command[:3] == [sys.executable, "-m", "SSSSegmentLib.cli"]
@@ -375,3 +402,83 @@ def test_segment_job_refuses_a_transformed_target_before_running(scene, fake_spa
     with pytest.raises(OutputError, match="transform"):
         SegmentationJob(volume, target, spawn=spawn).start()
     assert not spawned and target.GetSegmentation().GetNumberOfSegments() == 0
+
+
+# -- the module's Logic and self-test, headless ----------------------------------------------------
+def _stub_module(name: str, **attributes: object):  # noqa: ANN205
+    import types
+
+    module = types.ModuleType(name)
+    module.__dict__.update(attributes)
+    return module
+
+
+@pytest.fixture()
+def module_py(monkeypatch, tmp_path: Path):  # noqa: ANN001, ANN201
+    """SSSSegment/SSSSegment.py imported headless: real MRML (slicer-core) and the real engine; only
+    the Qt layer, ``slicer.app`` and the ScriptedLoadableModule base classes are stand-ins."""
+    import importlib.util
+    import types
+    import unittest
+
+    class Test(unittest.TestCase):
+        def delayDisplay(self, message: str, msec: int | None = None) -> None:
+            pass
+
+    class Base:
+        def __init__(self, *args: object) -> None:
+            pass
+
+    base = _stub_module("slicer.ScriptedLoadableModule", ScriptedLoadableModule=type("Module", (Base,), {}),
+                        ScriptedLoadableModuleWidget=type("Widget", (Base,), {}),
+                        ScriptedLoadableModuleLogic=type("Logic", (Base,), {}), ScriptedLoadableModuleTest=Test)
+    wrapper = _stub_module("slicer.parameterNodeWrapper", Choice=lambda choices: tuple(choices),
+                           parameterNodeWrapper=lambda cls: cls)
+    monkeypatch.setitem(sys.modules, "qt", _stub_module("qt"))
+    monkeypatch.setitem(sys.modules, "slicer.ScriptedLoadableModule", base)
+    monkeypatch.setitem(sys.modules, "slicer.parameterNodeWrapper", wrapper)
+    monkeypatch.setattr(slicer, "app", types.SimpleNamespace(processEvents=lambda: None), raising=False)
+    monkeypatch.setattr(slicer, "mrmlScene", slicer.vtkMRMLScene(), raising=False)
+    monkeypatch.setenv("SSSSEG_MODEL_DIR", str(tmp_path / "imported_models"))
+    spec = importlib.util.spec_from_file_location("SSSSegment_headless", PROJECT_ROOT / "SSSSegment" / "SSSSegment.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_logic_defaults_to_the_installed_bundled_model(module_py, tmp_path: Path) -> None:  # noqa: ANN001
+    import inspect
+
+    logic = module_py.SSSSegmentLogic()
+    for method in (logic.segmentVolume, logic.segmentFiles):
+        assert inspect.signature(method).parameters["preset"].default is None
+    models = logic.installedModels()
+    assert [(m.key, m.bundled) for m in models] == [("tiny", True)]  # only what is installed: no fast/paper
+    import_checkpoint(_write(tmp_path / "site_v3.safetensors", b"w" * 64), logic.modelDirectory())
+    assert [m.label for m in logic.installedModels()] == [models[0].label, "site_v3.safetensors (imported)"]
+    volume = ct_to_volume_node(_phantom_ct(), slicer.mrmlScene, "head")
+    job = logic.segmentVolume(volume, device="cpu")  # wait=False: the running job, cancelled at once
+    try:
+        assert job.options.preset is None and job.options.checkpoint is None and not job.options.allow_untrained
+    finally:
+        job.cancel()
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def test_module_self_test_segments_phantoms_with_the_default_model(module_py) -> None:  # noqa: ANN001
+    """SSSSegmentTest as Slicer runs it: Logic defaults -> engine child -> segmentation node; the
+    bundled model finds the phantom's bleed (Dice) and nothing on the same head without bleeds."""
+    import unittest
+
+    suite = unittest.TestSuite(
+        module_py.SSSSegmentTest(name)
+        for name in ("test_DefaultModelIsInstalled", "test_SegmentPhantom", "test_NothingOnBleedFreePhantom")
+    )
+    with open(os.devnull, "w") as sink:
+        result = unittest.TextTestRunner(stream=sink, verbosity=0).run(suite)
+    problems = [f"{test.id()}: {trace}" for test, trace in result.failures + result.errors]
+    assert result.testsRun == 3 and not problems, "\n".join(problems)

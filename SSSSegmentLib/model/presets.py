@@ -101,6 +101,8 @@ PRESETS: dict[str, ModelPreset] = {
     )
 }
 
+# The architecture for official SAM-2 weights whose file name no preset claims. The default *model*
+# of every entry point is another thing: the best bundled model installed (bundled_models.py).
 DEFAULT_PRESET = "fast"
 
 

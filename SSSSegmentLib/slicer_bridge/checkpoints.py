@@ -7,8 +7,10 @@ file. Nothing is unpickled here; the engine loads checkpoints with ``weights_onl
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
+from ..bundled_models import installed_bundled_presets
 from ..errors import CheckpointError, OutputError
 from ..fsutil import atomic_path, file_sha256
 
@@ -46,3 +48,37 @@ def import_checkpoint(source: Path | str, model_dir: Path | str, expected_sha256
     with atomic_path(target) as tmp:
         shutil.copyfile(source, tmp)
     return target
+
+
+@dataclass(frozen=True)
+class InstalledModel:
+    """A model the module can use without downloading anything.
+
+    ``key``: what the parameter node stores (a bundled preset name, or an imported file's path).
+    ``preset`` / ``checkpoint``: the engine options that select it (None: the engine decides).
+    """
+
+    key: str
+    label: str
+    preset: str | None = None
+    checkpoint: str | None = None
+    bundled: bool = False
+
+
+def installed_models(model_dir: Path | str | None) -> list[InstalledModel]:
+    """The installed models, the default first: bundled ones (best first), then the imported files.
+
+    Only presets whose bundled file exists are listed, so every entry works offline. Imported
+    files are the model files in ``model_dir`` (the folder :func:`import_checkpoint` copies into).
+    """
+    models = [
+        InstalledModel(preset, f"{preset}: bundled demonstration model (synthetic phantoms)", preset=preset,
+                       bundled=True)
+        for preset in installed_bundled_presets()
+    ]
+    folder = Path(model_dir) if model_dir else None
+    if folder is not None and folder.is_dir():
+        for path in sorted(folder.iterdir()):
+            if path.is_file() and path.suffix.lower() in CHECKPOINT_SUFFIXES and path.stat().st_size > 0:
+                models.append(InstalledModel(str(path), f"{path.name} (imported)", checkpoint=str(path)))
+    return models

@@ -26,13 +26,15 @@ SAM2_CHECKPOINT_SUFFIXES = (".pt", ".pth")  # official SAM-2/2.1 weights; SSS ch
 class SegmentOptions:
     """Engine options chosen in the GUI or console.
 
+    ``preset``: None (the default) lets the engine pick the best bundled model installed;
+    a preset name asks for that preset's bundled model (an error when it has none).
     ``device``: ``auto``, ``cpu``, ``gpu`` (CUDA; Apple's MPS on macOS), ``cuda`` or ``mps``.
     ``checkpoint``: an SSS checkpoint (``.safetensors``, passed as ``--checkpoint``) or official
     SAM-2 weights (``.pt``/``.pth``, passed as ``--sam2-checkpoint``); None: the bundled model.
     ``allow_untrained``: let the engine use random weights when no model is found (tests only).
     """
 
-    preset: str = "fast"
+    preset: str | None = None
     device: str = "auto"
     checkpoint: str | None = None
     overwrite: bool = True  # the module writes into its own temp folder
@@ -52,8 +54,10 @@ def engine_device(device: str) -> str:
 def segment_command(input_path: Path, output_path: Path, options: SegmentOptions,
                     python: str | None = None) -> list[str]:
     """``python -m SSSSegmentLib.cli segment INPUT OUTPUT --progress json ...`` as an argument list."""
-    args = ["segment", str(input_path), str(output_path), "--preset", options.preset,
-            "--device", engine_device(options.device), "--progress", "json"]
+    args = ["segment", str(input_path), str(output_path)]
+    if options.preset:
+        args += ["--preset", options.preset]
+    args += ["--device", engine_device(options.device), "--progress", "json"]
     if options.checkpoint:
         checkpoint = Path(options.checkpoint)
         if not checkpoint.is_file():
