@@ -36,6 +36,7 @@ from SSSSegmentLib.prompts import (
 )
 from SSSSegmentLib.prompts.components import ComponentView, class_components
 from SSSSegmentLib.prompts.extra_axial import ExtraAxialShapeConfig, shape_ratio, type_extra_axial
+from SSSSegmentLib.prompts.generator import decision_log_lines
 from SSSSegmentLib.prompts.rules import measured_voxels
 from SSSSegmentLib.volumes.geometry import Geometry
 
@@ -591,3 +592,14 @@ def test_partial_volume_and_calcification_configs_are_checked():
         PromptConfig.from_dict({"partial_volume": {"blood_hu": [100, 50]}})
     with pytest.raises(SSSSegError, match="calcification.classes"):
         PromptConfig.from_dict({"calcification": {"classes": ["XYZ"]}})
+
+
+def test_every_dropped_component_is_logged_with_rule_and_size():
+    hu, labels = scene()
+    paint(hu, labels, range(4, 8), disk(CENTRE, CENTRE - 15, 6), SAH, value=10.0)  # 2.24 mL of CSF density
+    paint(hu, labels, range(4, 8), disk(CENTRE, CENTRE + 15, 6), IPH)  # a real IPH
+    labels[6, 20:22, 20:22] = IVH  # a 4-voxel speck: 0.02 mL
+    lines = decision_log_lines(generate_prompts(probs(labels), hu, GEOMETRY).decisions)
+    assert lines[0].startswith("dropped SAH 2.24 mL on slices 4-7 (blood_density): mean 10.0 HU")
+    assert lines[1] == "dropped 1 component(s) under 0.1 mL (min_volume), 0.02 mL in all"
+    assert lines[2] == "kept 1 of 3 candidate component(s), 2.24 mL"

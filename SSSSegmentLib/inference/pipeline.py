@@ -92,6 +92,7 @@ def segment_axial(
     settings (``inference_config_for``) apply.
     """
     from ..prompts import generate_prompts
+    from ..prompts.generator import decision_log_lines
 
     config = config or inference_config_for(model)
     timings: dict[str, float] = {}
@@ -105,6 +106,8 @@ def segment_axial(
     progress("prompts", 0.72, "physical constraints")
     prompt_set = generate_prompts(encoded.prob_lzyx, volume.hu_zyx, volume.geometry, config.prompts)
     timings["prompts"] = time.perf_counter() - t0
+    for line in decision_log_lines(prompt_set.decisions):
+        (log or LOG.info)(f"PCPG: {line}")
 
     t0 = time.perf_counter()
     prompts = list(prompt_set.prompts)

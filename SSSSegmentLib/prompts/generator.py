@@ -223,6 +223,26 @@ def _prompts(kept: list[ComponentView], shape_ji: tuple[int, int], config: Promp
     return tuple(prompts)
 
 
+def decision_log_lines(decisions: tuple[ComponentDecision, ...], min_ml: float = 0.1) -> list[str]:
+    """Log lines for the GUI and the command line: every dropped component of at least ``min_ml`` with
+    its rule, reason and size, then one count per rule for the smaller ones, then what was kept."""
+    lines, small = [], defaultdict(lambda: [0, 0.0])
+    for d in decisions:
+        if d.kept:
+            continue
+        if d.volume_ml >= min_ml:
+            lines.append(f"dropped {CLASS_BY_LABEL[d.label].key} {d.volume_ml:.2f} mL on slices "
+                         f"{d.slice_range[0]}-{d.slice_range[1]} ({d.dropped_by}): {d.reason}")
+        else:
+            small[d.dropped_by][0] += 1
+            small[d.dropped_by][1] += d.volume_ml
+    for rule, (count, volume) in sorted(small.items()):
+        lines.append(f"dropped {count} component(s) under {min_ml} mL ({rule}), {volume:.2f} mL in all")
+    kept_ml = [d.volume_ml for d in decisions if d.kept]
+    lines.append(f"kept {len(kept_ml)} of {len(decisions)} candidate component(s), {sum(kept_ml):.2f} mL")
+    return lines
+
+
 def generate_prompts(
     prob_lzyx: np.ndarray, hu_zyx: np.ndarray, geometry: Geometry, config: PromptConfig | None = None
 ) -> PromptSet:
