@@ -10,7 +10,7 @@ import pytest
 import SimpleITK as sitk
 import torch
 
-from SSSSegmentLib.errors import InputError
+from SSSSegmentLib.errors import InputError, SSSSegError
 from SSSSegmentLib.training.augment import random_cutmix, weak_view
 from SSSSegmentLib.training.cases import load_split, read_case
 from SSSSegmentLib.training.curves import draw_curves
@@ -155,3 +155,27 @@ def test_unlabeled_cache_finds_blood_like_slices_only_when_asked(tmp_path: Path)
     cases = load_split(root, unlabeled_dir=tmp_path / "more").unlabeled
     assert build_cache(cases, 64, with_labels=False, find_blood_like=True).blood_slices.tolist() == [2]
     assert build_cache(cases, 64, with_labels=False).blood_slices.size == 0
+
+
+def test_extra_datasets_join_training_and_validation_stays_in_the_first(tmp_path: Path) -> None:
+    from SSSSegmentLib.phantoms import PhantomConfig, generate_phantom
+    from SSSSegmentLib.phantoms.dataset import hu_int16, write_case_nifti
+    from SSSSegmentLib.phantoms.insertion import write_inserted_dataset
+    from SSSSegmentLib.training.config import TrainConfig
+
+    root = _bhsd_like(tmp_path / "phantoms")
+    head = generate_phantom(3, PhantomConfig(matrix=96, num_slices=14, p_no_lesion=1.0))
+    (tmp_path / "real").mkdir()
+    write_case_nifti(hu_int16(head.hu_zyx), head.geometry, tmp_path / "real" / "ct.nii.gz")
+    write_inserted_dataset([tmp_path / "real" / "ct.nii.gz"], tmp_path / "inserted", 2, seed=1, keys=("IPH",))
+    config = TrainConfig.from_dict({"dataset_dir": "phantoms", "extra_dataset_dirs": ["inserted"], "val_cases": 1},
+                                   base_dir=tmp_path)
+    assert config.extra_dataset_dirs == (str(tmp_path / "inserted"),)
+    assert config.to_dict()["extra_dataset_dirs"] == [str(tmp_path / "inserted")]  # as config.json holds it
+    split = load_split(config.dataset_dir, config.val_cases, extra_dataset_dirs=config.extra_dataset_dirs)
+    assert [c.case_id for c in split.labeled] == ["c0", "c1", "ct_ins0000", "ct_ins0001"]
+    assert [c.case_id for c in split.validation] == ["c2"]
+    volume, labels = read_case(split.labeled[2])
+    assert volume.hu_zyx.shape == labels.shape and (labels == 2).any()
+    with pytest.raises(SSSSegError, match="extra_dataset_dirs"):
+        TrainConfig(extra_dataset_dirs="inserted")

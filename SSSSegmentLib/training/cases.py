@@ -29,10 +29,15 @@ class DatasetSplit:
 
 
 def load_split(dataset_dir: Path | str, val_cases: int = 0, unlabeled_dir: Path | str | None = None,
-               max_labeled: int | None = None, max_unlabeled: int | None = None) -> DatasetSplit:
-    """Read ``dataset.json``: the last ``val_cases`` training cases become the validation set."""
+               max_labeled: int | None = None, max_unlabeled: int | None = None,
+               extra_dataset_dirs: tuple[Path | str, ...] = ()) -> DatasetSplit:
+    """Read ``dataset.json``: the last ``val_cases`` training cases become the validation set.
+
+    The cases of ``extra_dataset_dirs`` (more ``dataset.json`` folders) join the labeled, unlabeled
+    and test lists after the validation cases are taken from ``dataset_dir``.
+    """
     index = read_dataset_index(dataset_dir)
-    labeled, unlabeled, test = list(index.labeled), list(index.unlabeled), index.test
+    labeled, unlabeled, test = list(index.labeled), list(index.unlabeled), list(index.test)
     if unlabeled_dir is not None:
         unlabeled += [CasePaths(case_id_of(p), p) for p in nifti_files(Path(unlabeled_dir))]
     index_path = index.root / INDEX_NAME
@@ -40,6 +45,11 @@ def load_split(dataset_dir: Path | str, val_cases: int = 0, unlabeled_dir: Path 
         raise InputError(f"{index_path}: {len(labeled)} labeled case(s) cannot spare {val_cases} for validation")
     validation = labeled[len(labeled) - val_cases:] if val_cases else []
     labeled = labeled[: len(labeled) - val_cases]
+    for extra in extra_dataset_dirs:
+        extra_index = read_dataset_index(extra)
+        labeled += extra_index.labeled
+        unlabeled += extra_index.unlabeled
+        test += extra_index.test
     labeled = labeled[:max_labeled] if max_labeled is not None else labeled
     unlabeled = unlabeled[:max_unlabeled] if max_unlabeled is not None else unlabeled
     return DatasetSplit(tuple(labeled), tuple(validation), tuple(unlabeled), tuple(test))

@@ -22,8 +22,10 @@ class TrainConfig:
     """One training run.
 
     Data: ``dataset_dir`` holds a BHSD-like ``dataset.json`` (``training`` [{image, label}],
-    optional ``unlabeled`` and ``test``); ``unlabeled_dir`` adds every NIfTI in a folder as
-    unlabeled; the last ``val_cases`` labeled cases are held out for validation (fully automatic
+    optional ``unlabeled`` and ``test``); ``extra_dataset_dirs`` are more such folders whose cases
+    join the training (e.g. lesions inserted into real bleed-free scans, ``phantoms.insertion``);
+    ``unlabeled_dir`` adds every NIfTI in a folder as unlabeled; the last ``val_cases`` labeled
+    cases of ``dataset_dir`` are held out for validation (fully automatic
     pipeline, every ``val_every`` steps); ``max_labeled`` / ``max_unlabeled`` cap the case counts.
     Model: ``preset``; ``sam2_checkpoint`` (official SAM-2 weights, sha256 ``sam2_sha256`` if given)
     or ``init_checkpoint`` (an SSS checkpoint to continue from; modules it lacks start fresh);
@@ -40,6 +42,7 @@ class TrainConfig:
     """
 
     dataset_dir: str = "data/phantoms"
+    extra_dataset_dirs: tuple[str, ...] = ()
     unlabeled_dir: str | None = None
     output_dir: str = "runs/train"
     method: str = "sss"
@@ -74,6 +77,10 @@ class TrainConfig:
     log_every: int = 10
 
     def __post_init__(self) -> None:
+        extra = self.extra_dataset_dirs
+        if isinstance(extra, str) or not all(isinstance(d, str) for d in extra):
+            raise SSSSegError(f"invalid training config: extra_dataset_dirs must be a list of folders, got {extra!r}")
+        object.__setattr__(self, "extra_dataset_dirs", tuple(extra))
         checks = {
             f"method must be one of {', '.join(METHODS)}": self.method in METHODS,
             "steps must be >= 1": self.steps >= 1,
@@ -121,8 +128,11 @@ class TrainConfig:
         args = dict(values)
         if base_dir is not None:
             for key in _PATH_KEYS:
-                if isinstance(args.get(key), str) and not Path(args[key]).is_absolute():
-                    args[key] = str(Path(base_dir) / args[key])
+                if isinstance(args.get(key), str):
+                    args[key] = _relative_to(base_dir, args[key])
+            if isinstance(args.get("extra_dataset_dirs"), list | tuple):
+                args["extra_dataset_dirs"] = [
+                    _relative_to(base_dir, d) if isinstance(d, str) else d for d in args["extra_dataset_dirs"]]
         try:
             return cls(**args)
         except TypeError as exc:
@@ -133,7 +143,13 @@ class TrainConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """JSON-ready values (tuples as lists, as they come back from a saved config.json)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+
+def _relative_to(base_dir: Path, path: str) -> str:
+    """``path`` joined to ``base_dir`` unless it is absolute."""
+    return path if Path(path).is_absolute() else str(Path(base_dir) / path)
 
 
 def load_train_config(path: Path | str) -> TrainConfig:

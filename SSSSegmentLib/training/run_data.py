@@ -33,7 +33,7 @@ class RunData:
 def load_run_data(config: TrainConfig, dist: DistInfo, progress: ProgressCallback) -> RunData:
     """Read the split and build the caches (every rank reads the same data; sampling differs by rank)."""
     split = load_split(config.dataset_dir, config.val_cases, config.unlabeled_dir,
-                       config.max_labeled, config.max_unlabeled)
+                       config.max_labeled, config.max_unlabeled, config.extra_dataset_dirs)
     if not split.labeled:
         raise InputError(f"{config.dataset_dir}: no labeled training case")
     size = get_preset(config.preset).image_size
