@@ -17,9 +17,11 @@ and lie at least ``min_thickness_mm`` in-plane from the skull of their own slice
 ``through_plane_slices`` slices on either side (the slice profile reaches that far, so a skull that
 curves into a neighbouring slice counts as bone here too). "Skull" is everything outside the
 cavity plus voxels denser than ``partial_volume_hu`` (a tangentially cut skull cap is partial-volume
-bone below the cavity's 300 HU bone threshold). A component passes when its evidence holds at
-least ``min_evidence_ml`` and ``min_evidence_fraction`` of its volume: a bleed must prove it is
-thicker than the partial-volume reach over some extent. Subarachnoid blood lies in sulci, which
+bone below the cavity's 300 HU bone threshold), and so is a whole slice whose cavity content has a
+median above ``partial_volume_slice_median_hu`` (normal brain is 20-45 HU; a slice that is mostly a
+bone/brain mix is the tangential cut of the skull cap; 1000 turns this off). A component passes
+when its evidence holds at least ``min_evidence_ml`` and ``min_evidence_fraction`` of its volume:
+a bleed must prove it is thicker than the partial-volume reach over some extent. Subarachnoid blood lies in sulci, which
 are thinner than the opening disk, so for ``unopened_classes`` (SAH) the evidence skips the opening:
 sulcal blood must still reach deeper than the band.
 
@@ -53,7 +55,7 @@ class PartialVolumeConfig:
     min_thickness_mm: float = 3.0
     through_plane_slices: int = 1
     partial_volume_hu: float = 150.0
-    partial_volume_slice_median_hu: float | None = 60.0
+    partial_volume_slice_median_hu: float = 60.0
     blood_hu: tuple[float, float] = (50.0, 100.0)
     opening_radius_mm: float = 1.5
     min_evidence_ml: float = 0.05
@@ -125,8 +127,7 @@ def thickness_evidence(
     spacing_ji = (spacing_zyx[1], spacing_zyx[2])
     smooth = ndimage.median_filter(hu_zyx, size=(1, 3, 3))
     skull = ~cavity_zyx | (smooth > cfg.partial_volume_hu)
-    if cfg.partial_volume_slice_median_hu is not None:
-        skull[_partial_volume_slices(smooth, cavity_zyx, cfg.partial_volume_slice_median_hu)] = True
+    skull[_partial_volume_slices(smooth, cavity_zyx, cfg.partial_volume_slice_median_hu)] = True
     blood = cavity_zyx & ~skull & (smooth >= cfg.blood_hu[0]) & (smooth <= cfg.blood_hu[1])
     if opened and cfg.opening_radius_mm > 0:
         blood = ndimage.binary_opening(blood, structure=_disk(cfg.opening_radius_mm, spacing_ji))
