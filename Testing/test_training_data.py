@@ -163,7 +163,7 @@ def test_extra_datasets_join_training_and_validation_stays_in_the_first(tmp_path
     from SSSSegmentLib.phantoms.insertion import write_inserted_dataset
     from SSSSegmentLib.training.config import TrainConfig
 
-    root = _bhsd_like(tmp_path / "phantoms")
+    _bhsd_like(tmp_path / "phantoms")
     head = generate_phantom(3, PhantomConfig(matrix=96, num_slices=14, p_no_lesion=1.0))
     (tmp_path / "real").mkdir()
     write_case_nifti(hu_int16(head.hu_zyx), head.geometry, tmp_path / "real" / "ct.nii.gz")
