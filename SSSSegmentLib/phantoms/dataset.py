@@ -118,6 +118,23 @@ def write_dataset(
     return index_path
 
 
+def bhsd_index(name: str, description: str, training: list, unlabeled: list) -> dict:
+    """The common part of a BHSD-like ``dataset.json`` (labels in the BHSD convention); callers add
+    ``test`` and ``generator``."""
+    labels = {str(BACKGROUND_LABEL): "background", **{str(c.label): c.key for c in HEMORRHAGE_CLASSES}}
+    return {
+        "name": name,
+        "description": description,
+        "tensorImageSize": "3D",
+        "modality": {"0": "CT"},
+        "labels": labels,
+        "numTraining": len(training),
+        "training": training,
+        "numUnlabeled": len(unlabeled),
+        "unlabeled": unlabeled,
+    }
+
+
 def _index_json(
     training: list,
     unlabeled: list,
@@ -126,17 +143,10 @@ def _index_json(
     config: PhantomConfig,
     scanner: ScannerProfile,
 ) -> dict:
-    labels = {str(BACKGROUND_LABEL): "background", **{str(c.label): c.key for c in HEMORRHAGE_CLASSES}}
     return {
-        "name": "SSSSegment synthetic head-CT phantoms",
-        "description": "Synthetic non-contrast head CT with hemorrhage labels (BHSD label convention)",
-        "tensorImageSize": "3D",
-        "modality": {"0": "CT"},
-        "labels": labels,
-        "numTraining": len(training),
-        "training": training,
-        "numUnlabeled": len(unlabeled),
-        "unlabeled": unlabeled,
+        **bhsd_index("SSSSegment synthetic head-CT phantoms",
+                     "Synthetic non-contrast head CT with hemorrhage labels (BHSD label convention)",
+                     training, unlabeled),
         "generator": {
             "package": "SSSSegmentLib.phantoms",
             "seed": int(seed),

@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from ..classes import BACKGROUND_LABEL, CLASS_BY_KEY, HEMORRHAGE_CLASSES
+from ..classes import BACKGROUND_LABEL, CLASS_BY_KEY
 from ..datasets import INDEX_NAME
 from ..errors import InputError
 from ..fsutil import atomic_path
@@ -49,7 +49,15 @@ from ..progress import ProgressCallback, silent
 from ..prompts.anatomy import CavityConfig, inner_table_distance_mm, intracranial_cavity, spacing_zyx
 from ..volumes.geometry import CTVolume, Geometry
 from .config import LESION_KEYS
-from .dataset import IMAGES_DIR, LABELS_DIR, case_seeds, hu_int16, prepare_dataset_dir, write_case_nifti
+from .dataset import (
+    IMAGES_DIR,
+    LABELS_DIR,
+    bhsd_index,
+    case_seeds,
+    hu_int16,
+    prepare_dataset_dir,
+    write_case_nifti,
+)
 
 Range = tuple[float, float]
 Crop = tuple[slice, slice, slice]
@@ -802,17 +810,9 @@ def write_inserted_dataset(
 
 
 def _index_json(training: list[dict], test: list[dict], seed: int, meta: dict, config: InsertionConfig) -> dict:
-    labels = {str(BACKGROUND_LABEL): "background", **{str(c.label): c.key for c in HEMORRHAGE_CLASSES}}
     return {
-        "name": "SSSSegment synthetic hemorrhages in real head CT",
-        "description": "Bleed-free head CT with inserted synthetic hemorrhages (BHSD label convention)",
-        "tensorImageSize": "3D",
-        "modality": {"0": "CT"},
-        "labels": labels,
-        "numTraining": len(training),
-        "training": training,
-        "numUnlabeled": 0,
-        "unlabeled": [],
+        **bhsd_index("SSSSegment synthetic hemorrhages in real head CT",
+                     "Bleed-free head CT with inserted synthetic hemorrhages (BHSD label convention)", training, []),
         "numTest": len(test),
         "test": test,
         "generator": {
