@@ -85,7 +85,7 @@ class _Anatomy:
         self._hu, self._geometry, self._config = hu_zyx, geometry, config
         self._cavity: np.ndarray | None = None
         self._distance: np.ndarray | None = None
-        self._evidence: dict[bool, np.ndarray] = {}
+        self._evidence: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def cavity(self) -> np.ndarray:
@@ -104,12 +104,13 @@ class _Anatomy:
         return self._distance
 
     def thickness_evidence(self, opened: bool) -> np.ndarray:
-        """Bool (K, J, I): blood-density tissue deeper than the skull's partial-volume reach."""
-        if opened not in self._evidence:
-            self._evidence[opened] = thickness_evidence(
-                self._hu, self.cavity, spacing_zyx(self._geometry), self._config.partial_volume, opened
+        """Bool (K, J, I): blood-density tissue deeper than the skull's partial-volume reach, after the
+        in-plane opening (``opened``) or without it; both maps are computed together, once."""
+        if self._evidence is None:
+            self._evidence = thickness_evidence(
+                self._hu, self.cavity, spacing_zyx(self._geometry), self._config.partial_volume
             )
-        return self._evidence[opened]
+        return self._evidence[0] if opened else self._evidence[1]
 
 
 def _check_inputs(prob_lzyx: np.ndarray, hu_zyx: np.ndarray) -> None:

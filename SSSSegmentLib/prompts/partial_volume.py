@@ -117,26 +117,25 @@ def thickness_evidence(
     cavity_zyx: np.ndarray,
     spacing_zyx: tuple[float, float, float],
     cfg: PartialVolumeConfig,
-    opened: bool = True,
-) -> np.ndarray:
-    """Bool (K, J, I): blood-density voxels deeper than the partial-volume reach of the skull.
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bool (K, J, I) maps of blood-density voxels deeper than the partial-volume reach of the skull:
+    ``(opened, unopened)``, with the in-plane opening (thick bleeds) and without it (sulcal blood).
 
     ``hu_zyx``: raw CT in HU; ``cavity_zyx``: the intracranial cavity; ``spacing_zyx``: mm (s_k, s_j, s_i).
-    ``opened``: apply the in-plane opening (thick bleeds) or not (sulcal blood).
     """
     spacing_ji = (spacing_zyx[1], spacing_zyx[2])
     smooth = ndimage.median_filter(hu_zyx, size=(1, 3, 3))
     skull = ~cavity_zyx | (smooth > cfg.partial_volume_hu)
     skull[_partial_volume_slices(smooth, cavity_zyx, cfg.partial_volume_slice_median_hu)] = True
     blood = cavity_zyx & ~skull & (smooth >= cfg.blood_hu[0]) & (smooth <= cfg.blood_hu[1])
-    if opened and cfg.opening_radius_mm > 0:
-        blood = ndimage.binary_opening(blood, structure=_disk(cfg.opening_radius_mm, spacing_ji))
     near = _skull_over_neighbours(skull, cfg.through_plane_slices)
-    evidence = np.zeros_like(blood)
+    deep = np.zeros_like(blood)
     for k in np.flatnonzero(blood.any(axis=(1, 2))):
-        depth_mm = ndimage.distance_transform_edt(~near[k], sampling=spacing_ji)
-        evidence[k] = blood[k] & (depth_mm >= cfg.min_thickness_mm)
-    return evidence
+        deep[k] = ndimage.distance_transform_edt(~near[k], sampling=spacing_ji) >= cfg.min_thickness_mm
+    opened = blood
+    if cfg.opening_radius_mm > 0:
+        opened = ndimage.binary_opening(blood, structure=_disk(cfg.opening_radius_mm, spacing_ji))
+    return opened & deep, blood & deep
 
 
 def partial_volume_rule(view: ComponentView, evidence_crop: np.ndarray, cfg: PartialVolumeConfig) -> RuleOutcome:
