@@ -79,6 +79,13 @@ def _bone_crop(bone_zyx: np.ndarray, pad_j: int, pad_i: int) -> tuple[slice, sli
     )
 
 
+def inplane_disk(radius_mm: float, spacing_ji: tuple[float, float]) -> np.ndarray:
+    """Bool (1, dj, di) structuring element: the in-plane disk of ``radius_mm`` for pixel spacing (s_j, s_i)."""
+    r_j, r_i = (int(radius_mm // s) for s in spacing_ji)
+    jj, ii = np.mgrid[-r_j : r_j + 1, -r_i : r_i + 1]
+    return ((jj * spacing_ji[0]) ** 2 + (ii * spacing_ji[1]) ** 2 <= radius_mm**2 + 1e-9)[None]
+
+
 def close_slice(mask_ji: np.ndarray, radius_mm: float, spacing_ji: tuple[float, float]) -> np.ndarray:
     """Binary closing of one slice by a Euclidean disk of ``radius_mm`` (via distance transforms).
 

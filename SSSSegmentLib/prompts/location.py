@@ -23,6 +23,7 @@ from scipy import ndimage
 
 from SSSSegmentLib.classes import CLASS_BY_LABEL
 from SSSSegmentLib.errors import SSSSegError
+from SSSSegmentLib.prompts.anatomy import inplane_disk
 from SSSSegmentLib.prompts.components import ComponentView
 from SSSSegmentLib.prompts.outcome import RuleOutcome
 from SSSSegmentLib.prompts.rules import check_class_keys
@@ -90,10 +91,8 @@ def _parenchymal(distances: np.ndarray, cfg: LocationPriorConfig) -> RuleOutcome
 def _csf_fraction(view: ComponentView, distance_crop: np.ndarray, cfg: LocationPriorConfig) -> float:
     """Fraction of CSF-density voxels in the in-plane shell around the component (inside the cavity)."""
     s_j, s_i = view.spacing_zyx[1], view.spacing_zyx[2]
-    r_j, r_i = int(cfg.ivh_csf_radius_mm // s_j), int(cfg.ivh_csf_radius_mm // s_i)
-    jj, ii = np.mgrid[-r_j : r_j + 1, -r_i : r_i + 1]
-    ellipse = ((jj * s_j) ** 2 + (ii * s_i) ** 2 <= cfg.ivh_csf_radius_mm**2 + 1e-9)[None]
-    shell = ndimage.binary_dilation(view.mask, structure=ellipse) & ~view.mask & (distance_crop > 0)
+    disk = inplane_disk(cfg.ivh_csf_radius_mm, (s_j, s_i))
+    shell = ndimage.binary_dilation(view.mask, structure=disk) & ~view.mask & (distance_crop > 0)
     if not shell.any():
         return 0.0
     shell_hu = view.hu[shell]

@@ -33,13 +33,13 @@ so a small blood-density blob hugging such a spot is partial volume of the spot.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
 
 from SSSSegmentLib.errors import SSSSegError
+from SSSSegmentLib.prompts.anatomy import inplane_disk
 from SSSSegmentLib.prompts.components import ComponentView
 from SSSSegmentLib.prompts.outcome import RuleOutcome
 from SSSSegmentLib.prompts.rules import check_class_keys
@@ -88,13 +88,6 @@ class CalcificationConfig:
             raise SSSSegError("calcification.max_ml and reach_mm must be >= 0")
 
 
-def _disk(radius_mm: float, spacing_ji: tuple[float, float]) -> np.ndarray:
-    """Bool (1, dj, di) in-plane disk of ``radius_mm`` for the given pixel spacing."""
-    r_j, r_i = (math.floor(radius_mm / s) for s in spacing_ji)
-    jj, ii = np.mgrid[-r_j : r_j + 1, -r_i : r_i + 1]
-    return ((jj * spacing_ji[0]) ** 2 + (ii * spacing_ji[1]) ** 2 <= radius_mm**2 + 1e-9)[None]
-
-
 def _skull_over_neighbours(skull_zyx: np.ndarray, reach: int) -> np.ndarray:
     """Bool (K, J, I): skull in slice k or in any slice within ``reach`` slices of it."""
     out = skull_zyx.copy()
@@ -134,7 +127,7 @@ def thickness_evidence(
         deep[k] = ndimage.distance_transform_edt(~near[k], sampling=spacing_ji) >= cfg.min_thickness_mm
     opened = blood
     if cfg.opening_radius_mm > 0:
-        opened = ndimage.binary_opening(blood, structure=_disk(cfg.opening_radius_mm, spacing_ji))
+        opened = ndimage.binary_opening(blood, structure=inplane_disk(cfg.opening_radius_mm, spacing_ji))
     return opened & deep, blood & deep
 
 
