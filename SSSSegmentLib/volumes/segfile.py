@@ -17,10 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from ..classes import (
-    ANATOMIC_REGION,
     CLASS_BY_LABEL,
     HEMORRHAGE_CLASSES,
+    LEGACY_TYPE_CODES,
     TERMINOLOGY_CATEGORY,
+    TERMINOLOGY_TYPE,
     HemorrhageClass,
 )
 from ..errors import InputError, OutputError
@@ -50,8 +51,35 @@ _CONVERSION_PARAMETERS = (
 def slicer_terminology_tag(hclass: HemorrhageClass) -> str:
     """Slicer's ``TerminologyEntry`` value for a class (category~type~modifier~region context~region~mod)."""
     return ("Segmentation category and type - 3D Slicer General Anatomy list"
-            f"~{TERMINOLOGY_CATEGORY.as_slicer()}~{hclass.property_type.as_slicer()}~^^"
-            f"~Anatomic codes - DICOM master list~{ANATOMIC_REGION.as_slicer()}~^^")
+            f"~{TERMINOLOGY_CATEGORY.as_slicer()}~{TERMINOLOGY_TYPE.as_slicer()}~^^"
+            f"~Anatomic codes - DICOM master list~{hclass.anatomic_region.as_slicer()}~^^")
+
+
+def _terminology_codes(tags: str) -> tuple[tuple[str, str], tuple[str, str]]:
+    """((scheme, value) of the type, (scheme, value) of the anatomic region) in a segment's
+    ``TerminologyEntry`` tag; ("", "") for a part that is missing."""
+    match = re.search(r"TerminologyEntry:([^|]*)", tags)
+    parts = match.group(1).split("~") if match else []
+
+    def code(index: int) -> tuple[str, str]:
+        fields = parts[index].split("^") if index < len(parts) else []
+        return (fields[0], fields[1]) if len(fields) >= 2 else ("", "")
+
+    return code(2), code(5)
+
+
+def _class_by_terminology(tags: str) -> int | None:
+    """Our label from the codes of a terminology tag: type Hemorrhage and an anatomic region that
+    only one class has (Dura mater is EDH or SDH: not decided here), or a legacy type code."""
+    (type_scheme, type_value), region = _terminology_codes(tags)
+    if type_scheme != "SCT":
+        return None
+    if type_value in LEGACY_TYPE_CODES:
+        return LEGACY_TYPE_CODES[type_value]
+    if type_value != TERMINOLOGY_TYPE.value:
+        return None
+    labels = [c.label for c in HEMORRHAGE_CLASSES if (c.anatomic_region.scheme, c.anatomic_region.value) == region]
+    return labels[0] if len(labels) == 1 else None
 
 
 def _check_labels(labels_zyx: np.ndarray) -> np.ndarray:
@@ -160,8 +188,8 @@ def read_labelmap(path: Path, strict: bool = True) -> tuple[np.ndarray, Geometry
 
     ``.seg.nrrd``: 3D (one layer) or Slicer's 4D form (one layer per group of segments, list axis
     first in the file); each segment is mapped to a class by name or ID (class key such as "IPH" or
-    full name, case-insensitive), else by the SNOMED CT type code in its terminology tag, else by a
-    name that is just the class label number; later segments win where segments overlap. A
+    full name, case-insensitive), else by the codes of its terminology tag, else by a name that is
+    just the class label number; later segments win where segments overlap. A
     ``.seg.nrrd`` without segment fields is read as a plain label map.
 
     ``strict`` (default): InputError for a segment that is not one of our classes (the message lists
@@ -242,18 +270,18 @@ def _segment_fields(header: dict) -> list[dict[str, str]]:
 def class_of_segment(segment: dict[str, str]) -> int | None:
     """Our label for a Slicer segment's fields (``Name``, ``ID``, ``Tags``), or None when not ours.
 
-    By name or ID (class key or full name, case-insensitive), else by the SNOMED CT type code in
-    the terminology tag, else by a name that is just a class label number.
+    By name or ID (class key or full name, case-insensitive), else by the terminology tag's codes
+    (type Hemorrhage with the class's anatomic region, or a legacy type code), else by a name that
+    is just a class label number.
     """
     for text in (segment.get("Name", ""), segment.get("ID", "")):
         wanted = text.strip().lower()
         for hclass in HEMORRHAGE_CLASSES:
             if wanted in (hclass.key.lower(), hclass.name.lower()):
                 return hclass.label
-    tags = segment.get("Tags", "")
-    for hclass in HEMORRHAGE_CLASSES:
-        if f"{hclass.property_type.scheme}^{hclass.property_type.value}^" in tags:
-            return hclass.label
+    by_codes = _class_by_terminology(segment.get("Tags", ""))
+    if by_codes is not None:
+        return by_codes
     name = segment.get("Name", "").strip()
     return int(name) if name.isdigit() and int(name) in CLASS_BY_LABEL else None
 
