@@ -6,9 +6,13 @@ import csv
 import shutil
 from pathlib import Path
 
+import numpy as np
+import pytest
 from PIL import Image
 
 from SSSSegmentLib.cli import main
+from SSSSegmentLib.volumes import write_labelmap
+from SSSSegmentLib.volumes.geometry import Geometry
 
 
 def test_phantoms_then_evaluate_truth_against_itself(tmp_path: Path, capsys):
@@ -30,6 +34,31 @@ def test_phantoms_then_evaluate_truth_against_itself(tmp_path: Path, capsys):
     assert dices and all(d == 1.0 for d in dices)
     # a second run would replace the CSV: refused without --overwrite
     assert main(["evaluate", str(preds), str(dataset / "labelsTr")]) == 4
+
+
+def test_evaluate_scores_a_known_imperfect_prediction(tmp_path: Path, capsys):
+    """Truth: IPH 8 voxels, SDH 4 voxels. Prediction: 6 of the IPH voxels plus 2 false ones, no SDH, and
+    a false 3-voxel EDH. By hand: IPH Dice 2 * 6 / (8 + 8) = 0.75; SDH 0 (missed); EDH 0 (false
+    positive); IVH and SAH absent from both (n/a). Voxels are 1 x 1 x 2 mm: IPH 0.016 mL each side."""
+    geometry = Geometry((1.0, 1.0, 2.0))
+    truth = np.zeros((4, 10, 10), np.uint8)
+    truth[1, 2:4, 2:6] = 2  # IPH, 8 voxels
+    truth[3, 8, 6:10] = 5  # SDH, 4 voxels
+    pred = np.zeros_like(truth)
+    pred[1, 2:4, 2:5] = 2  # 6 true IPH voxels (column 5 missed) ...
+    pred[2, 0, 0:2] = 2  # ... and 2 false ones
+    pred[0, 5, 5:8] = 1  # false EDH
+    for folder, labels in (("truth", truth), ("pred", pred)):
+        (tmp_path / folder).mkdir()
+        write_labelmap(tmp_path / folder / "case1.nii.gz", labels, geometry)
+    assert main(["evaluate", str(tmp_path / "pred"), str(tmp_path / "truth")]) == 0
+    capsys.readouterr()
+    with open(tmp_path / "pred" / "evaluation.csv", newline="") as fh:
+        rows = {r["class"]: r for r in csv.DictReader(fh)}
+    assert float(rows["IPH"]["dice"]) == pytest.approx(0.75)
+    assert [float(rows["IPH"][k]) for k in ("pred_ml", "true_ml")] == pytest.approx([0.016, 0.016])
+    assert float(rows["SDH"]["dice"]) == 0.0 and float(rows["EDH"]["dice"]) == 0.0
+    assert rows["IVH"]["dice"] == rows["SAH"]["dice"] == "nan"
 
 
 def test_phantoms_refuses_a_non_empty_folder(tmp_path: Path, capsys):

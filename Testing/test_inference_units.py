@@ -88,6 +88,23 @@ def test_box_window_grows_and_clips():
     assert (rows.start, rows.stop, cols.start, cols.stop) == (0, 14, 0, 9)
 
 
+def test_box_window_adds_the_margin_on_every_side_away_from_the_edges():
+    # rows: floor(20.7) - 3 = 17 .. ceil(40.0) + 3 = 43; columns: floor(10.2) - 3 = 7 .. ceil(30.5) + 3 = 34
+    rows, cols = box_window((10.2, 20.7, 30.5, 40.0), margin_px=3, shape_yx=(100, 100))
+    assert (rows.start, rows.stop, cols.start, cols.stop) == (17, 43, 7, 34)
+
+
+def test_fusion_keeps_a_mask_within_the_box_margin_and_no_further():
+    """Box x, y in [6, 10) grown by 2 px: rows and columns 4..11 of a 20 x 20 slice, away from its edges."""
+    shape = (1, 20, 20)
+    mask = np.full(shape[1:], 0.9, np.float32)  # the decoder's mask spills over the whole slice
+    prompt = _Prompt(3, 0, (6, 6, 10, 10), np.zeros((0, 2)), np.zeros(0))
+    labels = fuse_refined([prompt], [mask], shape, threshold=0.5, margin_px=2)
+    expected = np.zeros(shape, np.uint8)
+    expected[0, 4:12, 4:12] = 3
+    np.testing.assert_array_equal(labels, expected)
+
+
 def test_fusion_takes_the_most_probable_class_inside_boxes_only():
     shape = (2, 10, 10)
     mask_a = np.zeros(shape[1:], np.float32)

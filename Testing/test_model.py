@@ -188,11 +188,31 @@ def test_decode_gathers_features_by_image_index(tiny, tiny_feats):
     assert not torch.allclose(batched, other)
 
 
-def test_decode_multimask_picks_best(tiny, tiny_feats):
+class _ThreeMasks(nn.Module):
+    """Stands in for SAM-2's mask decoder: per prompt, three masks filled with 0, 1 and 2 and the given IoUs."""
+
+    def __init__(self, iou: torch.Tensor) -> None:
+        super().__init__()
+        self.iou = iou
+
+    def forward(self, multimask_output: bool, **kwargs):  # noqa: ANN003, ANN201
+        assert multimask_output
+        masks = torch.arange(3.0).view(1, 3, 1, 1).expand(self.iou.shape[0], 3, 64, 64).clone()
+        return masks, self.iou.clone(), None, None
+
+
+def test_decode_multimask_picks_best(tiny, tiny_feats, monkeypatch):
     with torch.no_grad():
         masks, iou = tiny.decode(tiny_feats, torch.tensor([0]), points_xy=POINTS[:1, :1],
                                  point_labels=LABELS[:1, :1], multimask=True)
     assert masks.shape == (1, 1, 64, 64) and iou.shape == (1, 1)
+    # Known proposals: prompt 0's best predicted IoU is its mask 1 (0.9), prompt 1's its mask 0 (0.7).
+    monkeypatch.setattr(tiny.sam, "sam_mask_decoder", _ThreeMasks(torch.tensor([[0.2, 0.9, 0.5], [0.7, 0.1, 0.3]])))
+    with torch.no_grad():
+        masks, iou = tiny.decode(tiny_feats, torch.tensor([0, 1]), boxes_xyxy=BOXES[:2], multimask=True)
+    assert masks.shape == (2, 1, 64, 64) and iou.shape == (2, 1)
+    assert masks[0].unique().tolist() == [1.0] and masks[1].unique().tolist() == [0.0]
+    assert iou[:, 0].tolist() == pytest.approx([0.9, 0.7])
 
 
 def test_decode_refuses_bad_prompts(tiny, tiny_feats):

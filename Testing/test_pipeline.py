@@ -64,15 +64,21 @@ class OracleCoarseHead(torch.nn.Module):
 
 @pytest.fixture(scope="module")
 def tiny_model() -> api.LoadedModel:
-    return api.load_model("tiny", device="cpu", allow_untrained=True, seed=0)
+    """The tiny preset with random weights (seed 0), not the bundled model."""
+    from SSSSegmentLib.model import build_model
+
+    torch.manual_seed(0)
+    return api.LoadedModel(build_model("tiny"), torch.device("cpu"), "untrained (random weights)", trained=False)
 
 
 def test_untrained_tiny_model_runs_end_to_end_and_keeps_the_grid(tiny_model):
+    """Untrained, the coarse head's background prior wins everywhere: no prompt, all background."""
     volume, _ = small_head()
     result = api.segment_volume(volume, tiny_model, InferenceConfig(batch_size=4))
     assert result.labels_zyx.shape == volume.shape_zyx and result.labels_zyx.dtype == np.uint8
     assert result.geometry == volume.geometry
-    assert set(result.volumes_ml) == {"EDH", "IPH", "IVH", "SAH", "SDH"}
+    assert not result.labels_zyx.any() and not result.prompt_set.prompts
+    assert result.volumes_ml == {"EDH": 0.0, "IPH": 0.0, "IVH": 0.0, "SAH": 0.0, "SDH": 0.0}
     assert result.encoder_batch_size == 4
     assert {"encode", "prompts", "refine"} <= set(result.timings_s)
 
