@@ -72,6 +72,14 @@ def test_segment_with_no_flags_uses_the_bundled_model(ct_nrrd: Path, tmp_path: P
     assert "UNTRAINED" not in captured.err and "wrote " + str(out) in captured.out
     labels, _, names = read_labelmap(out)
     assert labels.shape == (6, 64, 64) and len(names) == 5
+    assert not labels.any(), "the head has no bleed: every label must be background"
+    assert _printed_volumes(captured.out) == [0.0] * 5
+
+
+def _printed_volumes(printed: str) -> list[float]:
+    """The mL column of the volume table ``sssseg segment`` prints (one row per class)."""
+    rows = [line.split() for line in printed.splitlines()]
+    return [float(row[-1]) for row in rows if row and row[0] in ("EDH", "IPH", "IVH", "SAH", "SDH")]
 
 
 def test_a_preset_without_a_model_names_the_presets_that_have_one(ct_nrrd: Path, tmp_path: Path, capsys):
