@@ -420,7 +420,8 @@ class SSSSegmentTest(ScriptedLoadableModuleTest):
         self.test_NothingOnBleedFreePhantom()
 
     def _segmentPhantom(self, pNoLesion: float):
-        """(phantom, segmentation node, its label map) for PHANTOM_SEED, segmented with the Logic's defaults."""
+        """(phantom, segmentation node, its label map) for PHANTOM_SEED, segmented with the Logic's defaults
+        (no preset, model or device given)."""
         from SSSSegmentLib.phantoms import PhantomConfig, generate_phantom
         from SSSSegmentLib.slicer_bridge.segmentations import segmentation_to_labelmap
         from SSSSegmentLib.slicer_bridge.volume_nodes import ct_to_volume_node
@@ -431,7 +432,7 @@ class SSSSegmentTest(ScriptedLoadableModuleTest):
         ct = CTVolume(phantom.hu_zyx, phantom.geometry, source=f"phantom seed {self.PHANTOM_SEED}")
         volumeNode = ct_to_volume_node(ct, slicer.mrmlScene, "Phantom head CT")
         self.delayDisplay("Segmenting with the default model")
-        segmentationNode = SSSSegmentLogic().segmentVolume(volumeNode, device="cpu", wait=True)
+        segmentationNode = SSSSegmentLogic().segmentVolume(volumeNode, wait=True)  # every default: model, device
         labels = segmentation_to_labelmap(segmentationNode, phantom.geometry, phantom.labels_zyx.shape)
         return phantom, segmentationNode, labels
 

@@ -153,6 +153,23 @@ def test_existing_segmentation_keeps_user_segments_and_rerun_replaces_ours(scene
     np.testing.assert_array_equal(segmentation_to_labelmap(node, OBLIQUE, second.shape), second)
 
 
+def test_rerun_keeps_our_segments_where_they_were_in_the_list(scene) -> None:  # noqa: ANN001
+    """User segment A, then ours, then the user's B: a rerun replaces ours between A and B, not at the end."""
+    node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "mine")
+    node.GetSegmentation().SetSourceRepresentationName("Binary labelmap")
+    image = slicer.vtkOrientedImageData()
+    image.SetDimensions(2, 2, 2)
+    image.AllocateScalars(3, 1)  # VTK_UNSIGNED_CHAR
+    image.GetPointData().GetScalars().Fill(1)
+    first_user = node.AddSegmentFromBinaryLabelmapRepresentation(image, "A", [0.1, 0.2, 0.3])
+    labelmap_to_segmentation(_labels(seed=1), OBLIQUE, node)
+    second_user = node.AddSegmentFromBinaryLabelmapRepresentation(image, "B", [0.3, 0.2, 0.1])
+    ours = [segment_id(c) for c in HEMORRHAGE_CLASSES]
+    assert list(node.GetSegmentation().GetSegmentIDs()) == [first_user, *ours, second_user]
+    labelmap_to_segmentation(_labels(seed=2), OBLIQUE, node)
+    assert list(node.GetSegmentation().GetSegmentIDs()) == [first_user, *ours, second_user]
+
+
 def test_bad_label_maps_are_refused(scene) -> None:  # noqa: ANN001
     node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode")
     with pytest.raises(InputError, match="0..5"):
