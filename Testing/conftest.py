@@ -17,3 +17,14 @@ def tilted_ct_dir() -> Path:
     if not TILTED_CT_DIR.is_dir():
         pytest.skip(f"real head CT not found at {TILTED_CT_DIR} (it ships beside the repo in CI, not in a clone)")
     return TILTED_CT_DIR
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """3 small phantoms (2 labeled with bleeds, 1 unlabeled), 8 slices of 96 x 96 (training tests)."""
+    from SSSSegmentLib.phantoms import PhantomConfig, write_dataset
+
+    out = tmp_path_factory.mktemp("phantoms")
+    config = PhantomConfig(matrix=96, num_slices=8, lesion_keys=("IPH", "SDH"), lesion_size_quantiles=(0.6, 1.0))
+    write_dataset(out, 3, seed=5, labeled_fraction=0.67, config=config)
+    return out

@@ -1,4 +1,7 @@
-"""Training harness: methods learn, resume is exact, torchrun/DDP keeps ranks equal, errors are clear."""
+"""Training harness: methods learn, resume is exact, torchrun/DDP keeps ranks equal, errors are clear.
+
+The ``tiny_dataset`` fixture is in conftest.py; ``FAST`` and ``train_config`` in training_helpers.py.
+"""
 
 from __future__ import annotations
 
@@ -11,30 +14,15 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from training_helpers import FAST, train_config
 
 from SSSSegmentLib.errors import Cancelled, CheckpointError, OutputError, SSSSegError
-from SSSSegmentLib.phantoms import PhantomConfig, write_dataset
 from SSSSegmentLib.training import METHODS, TrainConfig, load_train_config, run_training
 from SSSSegmentLib.training.distributed import DistInfo
 from SSSSegmentLib.training.loop import _Run
 from SSSSegmentLib.training.run_data import load_run_data, make_views
 
 REPO = Path(__file__).resolve().parents[1]
-FAST = {"batch_labeled": 2, "batch_unlabeled": 1, "warmup_steps": 1, "device": "cpu", "max_prompts": 4,
-        "log_every": 1}
-
-
-@pytest.fixture(scope="module")
-def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """3 small phantoms (2 labeled with bleeds, 1 unlabeled), 8 slices of 96 x 96."""
-    out = tmp_path_factory.mktemp("phantoms")
-    config = PhantomConfig(matrix=96, num_slices=8, lesion_keys=("IPH", "SDH"), lesion_size_quantiles=(0.6, 1.0))
-    write_dataset(out, 3, seed=5, labeled_fraction=0.67, config=config)
-    return out
-
-
-def _config(dataset: Path, out: Path, **changes: object) -> TrainConfig:
-    return TrainConfig(dataset_dir=str(dataset), output_dir=str(out), **{**FAST, **changes})
 
 
 def test_unknown_config_key_is_an_error(tmp_path: Path) -> None:
@@ -62,7 +50,7 @@ def test_encoder_frozen_default_follows_the_starting_weights() -> None:
 
 @pytest.mark.parametrize("method", METHODS)
 def test_each_method_reduces_its_loss_on_a_fixed_batch(tiny_dataset: Path, tmp_path: Path, method: str) -> None:
-    config = _config(tiny_dataset, tmp_path, method=method, lr=2e-3, ema_decay=0.9)
+    config = train_config(tiny_dataset, tmp_path, method=method, lr=2e-3, ema_decay=0.9)
     dist = DistInfo(0, 1, 0)
     data = load_run_data(config, dist, lambda *a, **k: None)
     run = _Run(config, dist, torch.device("cpu"), lambda *a, **k: None)
@@ -88,8 +76,8 @@ def _stop_at(step: int):  # noqa: ANN202
 
 
 def test_kill_and_resume_equals_an_uninterrupted_run(tiny_dataset: Path, tmp_path: Path) -> None:
-    straight = run_training(_config(tiny_dataset, tmp_path / "a", method="sss", steps=4, checkpoint_every=2))
-    config = _config(tiny_dataset, tmp_path / "b", method="sss", steps=4, checkpoint_every=2)
+    straight = run_training(train_config(tiny_dataset, tmp_path / "a", method="sss", steps=4, checkpoint_every=2))
+    config = train_config(tiny_dataset, tmp_path / "b", method="sss", steps=4, checkpoint_every=2)
     with pytest.raises(Cancelled):
         run_training(config, progress=_stop_at(3))  # dies after step 3; last state is step 2
     resumed = run_training(config, resume=True)
@@ -109,14 +97,14 @@ def test_warm_start_keeps_the_recommended_inference_settings(tiny_dataset: Path,
 
     start = tmp_path / "start.safetensors"
     save_sss_checkpoint(start, build_model("tiny"), {"inference": {"refine": False}})
-    result = run_training(_config(tiny_dataset, tmp_path / "run", method="supervised", steps=1,
+    result = run_training(train_config(tiny_dataset, tmp_path / "run", method="supervised", steps=1,
                                   init_checkpoint=str(start)))
     info = load_sss_checkpoint(result.final_checkpoint).checkpoint_info["info"]
     assert info["inference"] == {"refine": False} and info["steps"] == 1
 
 
 def test_resume_errors_are_clear(tiny_dataset: Path, tmp_path: Path) -> None:
-    config = _config(tiny_dataset, tmp_path / "run", method="supervised", steps=2)
+    config = train_config(tiny_dataset, tmp_path / "run", method="supervised", steps=2)
     with pytest.raises(CheckpointError, match="no training state"):
         run_training(config, resume=True)
     run_training(config)
@@ -132,7 +120,7 @@ def test_resume_errors_are_clear(tiny_dataset: Path, tmp_path: Path) -> None:
 
 
 def test_resume_refuses_a_changed_method(tiny_dataset: Path, tmp_path: Path) -> None:
-    config = _config(tiny_dataset, tmp_path / "run", method="supervised", steps=1)
+    config = train_config(tiny_dataset, tmp_path / "run", method="supervised", steps=1)
     run_training(config)
     with pytest.raises(CheckpointError, match="config changed.*method"):
         run_training(config.replace(method="fixmatch", steps=2), resume=True)

@@ -11,6 +11,7 @@ import SimpleITK as sitk
 import torch
 
 from SSSSegmentLib.errors import InputError, SSSSegError
+from SSSSegmentLib.training import TrainConfig
 from SSSSegmentLib.training.augment import random_cutmix, weak_view
 from SSSSegmentLib.training.cases import load_split, read_case
 from SSSSegmentLib.training.curves import draw_curves
@@ -75,6 +76,24 @@ def test_cutmix_mixes_pseudo_labels_exactly_like_images() -> None:
     mixed_pseudo = mix.apply(pseudo)
     assert torch.equal(mixed_images[:, ::4, ::4].long(), mixed_pseudo)
     assert bool((mixed_pseudo != pseudo).any())
+
+
+def test_cutmix_takes_its_box_from_another_slice_and_refuses_a_batch_of_one() -> None:
+    """Two slices filled with 0 and 1: inside slice 0's box the pixels are 1, inside slice 1's they
+    are 0. One slice would be mixed with itself (a silent no-op): refused, in the config too."""
+    mix = random_cutmix(2, 64, torch.Generator().manual_seed(2), p=1.0)
+    ids = torch.arange(2, dtype=torch.float32).view(2, 1, 1, 1).expand(2, 3, 64, 64)
+    mixed = mix.apply(ids)[:, 0]
+    for b, other in ((0, 1.0), (1, 0.0)):
+        assert bool(mix.box[b].any()) and bool((mixed[b][mix.box[b]] == other).all())
+        assert bool((mixed[b][~mix.box[b]] == float(b)).all())
+    with pytest.raises(SSSSegError, match="at least 2 slices"):
+        random_cutmix(1, 64, torch.Generator().manual_seed(2))
+    for method in ("fixmatch", "unimatch_v2", "sss"):
+        with pytest.raises(SSSSegError, match=f"batch_unlabeled must be >= 2 for {method}.*itself"):
+            TrainConfig(method=method, batch_unlabeled=1)
+    assert TrainConfig(method="sss", batch_unlabeled=2).batch_unlabeled == 2
+    assert TrainConfig(method="supervised", batch_unlabeled=0).batch_unlabeled == 0
 
 
 def test_pooled_valid_needs_every_pixel() -> None:

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as nnf
 
+from ..errors import SSSSegError
 from ..model.preprocess import PIXEL_MEAN, PIXEL_STD
+from .config import MIN_CUTMIX_BATCH
 
 MAX_ROTATION_DEG = 10.0
 SCALE_RANGE = (0.9, 1.1)
@@ -107,7 +109,11 @@ class CutMix:
 
 def random_cutmix(n: int, size: int, gen: torch.Generator, p: float = 0.5,
                   area: tuple[float, float] = (0.02, 0.4)) -> CutMix:
-    """Boxes of ``area`` fraction of the S x S image (aspect 0.3..3.3), with probability ``p``."""
+    """Boxes of ``area`` fraction of the S x S image (aspect 0.3..3.3), with probability ``p``; slice b
+    takes the box's pixels from slice b - 1 (slice 0 from the last). SSSSegError for fewer than
+    ``MIN_CUTMIX_BATCH`` slices: a slice mixed with itself is no CutMix at all."""
+    if n < MIN_CUTMIX_BATCH:
+        raise SSSSegError(f"CutMix needs at least {MIN_CUTMIX_BATCH} slices in a batch, got {n}")
     box = torch.zeros(n, size, size, dtype=torch.bool)
     cells = size // STRIDE
     do_mix = torch.rand(n, generator=gen) < p
@@ -122,5 +128,5 @@ def random_cutmix(n: int, size: int, gen: torch.Generator, p: float = 0.5,
         y0 = int(corner[b, 0] * (cells - h + 1))
         x0 = int(corner[b, 1] * (cells - w + 1))
         box[b, y0 * STRIDE:(y0 + h) * STRIDE, x0 * STRIDE:(x0 + w) * STRIDE] = True
-    partner = torch.roll(torch.arange(n), 1) if n > 1 else torch.arange(n)
+    partner = torch.roll(torch.arange(n), 1)
     return CutMix(box, partner)

@@ -14,6 +14,7 @@ from typing import Any
 from ..errors import InputError, SSSSegError
 
 METHODS = ("supervised", "fixmatch", "unimatch_v2", "sss")
+MIN_CUTMIX_BATCH = 2  # CutMix partners are other slices of the same unlabeled batch
 _PATH_KEYS = ("dataset_dir", "unlabeled_dir", "output_dir", "sam2_checkpoint", "init_checkpoint")
 
 
@@ -33,7 +34,8 @@ class TrainConfig:
     ``unfreeze_last_stage`` trains the last Hiera stage of a frozen encoder. Optimisation: AdamW
     (``lr``, ``weight_decay``), linear warm-up over ``warmup_steps`` then cosine decay to
     ``lr * min_lr_ratio``; ``grad_accum`` micro-batches per step, each with ``batch_labeled`` +
-    ``batch_unlabeled`` slices per process.
+    ``batch_unlabeled`` slices per process (at least 2 unlabeled for the semi-supervised methods: CutMix
+    pairs slices of one batch).
     Semi-supervision: ``conf_threshold`` on pseudo-labels, EMA teacher ``ema_decay``,
     ``unsup_weight``; ``decoder_weight`` for the SAM-2 decoder losses with at most ``max_prompts``
     box prompts per micro-batch; ``blood_slice_fraction`` of labeled slices are drawn from slices
@@ -85,8 +87,9 @@ class TrainConfig:
             f"method must be one of {', '.join(METHODS)}": self.method in METHODS,
             "steps must be >= 1": self.steps >= 1,
             "batch_labeled must be >= 1": self.batch_labeled >= 1,
-            "batch_unlabeled must be >= 1 (>= 0 for supervised)": self.batch_unlabeled >= (
-                0 if self.method == "supervised" else 1),
+            f"batch_unlabeled must be >= 2 for {self.method}: its strong views CutMix each unlabeled slice "
+            "with another slice of the same batch, so 1 would mix every slice with itself (supervised: >= 0)":
+                self.batch_unlabeled >= (0 if self.method == "supervised" else MIN_CUTMIX_BATCH),
             "grad_accum must be >= 1": self.grad_accum >= 1,
             "lr must be > 0": self.lr > 0,
             "ema_decay must be in [0, 1)": 0.0 <= self.ema_decay < 1.0,
