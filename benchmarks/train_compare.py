@@ -189,7 +189,21 @@ def describe(summary: object) -> str:
                      f"HD95 {c.hd95_mean_mm:.1f} mm; specificity {c.specificity:.2f}")
     lines.append(f"mean Dice over classes: {summary.mean_dice_true:.3f} (cases with the class), "
                  f"{summary.mean_dice:.3f} (false-positive classes count 0)")
+    per_case = demo_measure_per_case(summary)
+    if per_case:
+        lines.append(f"the demo's measure (per case, the mean Dice over the classes in its truth), averaged over "
+                     f"the {len(per_case)} case(s) with a bleed: {sum(per_case) / len(per_case):.3f}")
     return "\n".join(lines)
+
+
+def demo_measure_per_case(summary: object) -> list[float]:
+    """For each case with a bleed, the mean Dice over the classes in its truth (what `sssseg demo` prints)."""
+    values = []
+    for case in summary.cases:
+        present = [c.dice for c in case.classes if c.true_ml > 0]
+        if present:
+            values.append(sum(present) / len(present))
+    return values
 
 
 def _fmt(values: list[float], digits: int = 3) -> str:
