@@ -1,0 +1,173 @@
+"""The mutations ``scripts/mutation_check.py`` plants: one small bug each, and the tests that must catch it.
+
+``old`` must occur exactly once in ``path`` (else the mutation is reported as stale: the code moved on,
+update the entry). ``tests`` are pytest node ids or files, run from the repository root.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Mutation:
+    key: str
+    area: str
+    bug: str  # the planted bug, in words
+    path: str
+    old: str
+    new: str
+    tests: tuple[str, ...]
+
+
+LOCATION = "Testing/test_prompt_location.py"
+SEGFILE = "Testing/test_segfile.py"
+BRIDGE = "Testing/test_slicer_bridge.py"
+WEIGHTS = "Testing/test_training_weights.py"
+CUTMIX = "Testing/test_training_data.py::test_cutmix_takes_its_box_from_another_slice_and_refuses_a_batch_of_one"
+
+PROMPTS = (
+    Mutation("extra-axial-and-or", "prompts", "extra-axial check: 'and' -> 'or' (nearest OR median close)",
+             "SSSSegmentLib/prompts/location.py",
+             "ok = closest <= cfg.extra_axial_max_min_mm and median",
+             "ok = closest <= cfg.extra_axial_max_min_mm or median",
+             (LOCATION,)),
+    Mutation("ivh-depth-dropped", "prompts", "IVH depth check removed (only the CSF test left)",
+             "SSSSegmentLib/prompts/location.py",
+             "if depth < cfg.ivh_min_median_depth_mm:", "if False:", (LOCATION,)),
+    Mutation("csf-shell-cavity-dropped", "prompts", "IVH CSF shell no longer limited to the cavity",
+             "SSSSegmentLib/prompts/location.py",
+             "& ~view.mask & (distance_crop > 0)", "& ~view.mask", (LOCATION,)),
+    Mutation("iph-near-limit", "prompts", "IPH near-table share: '<=' -> '<' at the limit",
+             "SSSSegmentLib/prompts/location.py",
+             "ok = near <= cfg.iph_max_near_fraction", "ok = near < cfg.iph_max_near_fraction", (LOCATION,)),
+    Mutation("window-share-limit", "prompts", "continuity: a component at exactly the window share fails ('>=' -> '>')",
+             "SSSSegmentLib/prompts/continuity.py",
+             "if fraction < cfg.min_window_fraction:", "if fraction <= cfg.min_window_fraction:", (LOCATION,)),
+    Mutation("two-slices-as-one", "prompts", "continuity: two-slice components held to the one-slice volume bar",
+             "SSSSegmentLib/prompts/continuity.py",
+             "elif n_slices == 1:", "elif n_slices <= 2:", (LOCATION,)),
+    Mutation("one-slice-bar-limit", "prompts", "continuity: one-slice volume bar '<' -> '<=' at the limit",
+             "SSSSegmentLib/prompts/continuity.py",
+             "if volume_ml < cfg.single_slice_min_ml:", "if volume_ml <= cfg.single_slice_min_ml:", (LOCATION,)),
+    Mutation("candidates-unthresholded", "prompts", "every voxel's arg-max class is a candidate, however unlikely",
+             "SSSSegmentLib/prompts/components.py",
+             "argmax[top < threshold] = 0", "argmax[top < 0.0] = 0",
+             ("Testing/test_prompts.py::test_probability_threshold_selects_candidates",)),
+    Mutation("6-connectivity", "prompts", "components with 6- instead of 26-connectivity",
+             "SSSSegmentLib/prompts/components.py",
+             "STRUCTURE_26 = np.ones((3, 3, 3), dtype=bool)",
+             "STRUCTURE_26 = ndimage.generate_binary_structure(3, 1)",
+             ("Testing/test_prompts.py::test_components_use_26_connectivity",)),
+)
+
+VOLUMES = (
+    Mutation("series-uid-inverted", "volumes", "--series-uid picks a series other than the one asked for",
+             "SSSSegmentLib/volumes/dicom.py",
+             "chosen = [s for s in series if s.uid == series_uid]",
+             "chosen = [s for s in series if s.uid != series_uid]",
+             ("Testing/test_cli_series_nifti.py::test_series_uid_picks_one_of_two_series_in_a_folder",)),
+    Mutation("nan-check-dropped", "volumes", "NaN/inf voxels no longer refused",
+             "SSSSegmentLib/volumes/checks.py", "if not finite.all():", "if False:",
+             ("Testing/test_volumes_io.py::test_validate_ct_refuses",
+              "Testing/test_cli_segment.py::test_bad_input_gives_a_clear_error_and_no_output")),
+    Mutation("tilt-blend-flipped", "volumes", "tilt resampling blends the two slices with swapped weights",
+             "SSSSegmentLib/volumes/stack_resample.py",
+             "weight = (out_heights - heights[lower]) / (heights[upper] - heights[lower])",
+             "weight = (heights[upper] - out_heights) / (heights[upper] - heights[lower])",
+             ("Testing/test_volumes_io.py",)),
+    Mutation("nifti-copy-dropped", "volumes", "--nifti writes no .nii.gz beside the .seg.nrrd",
+             "SSSSegmentLib/api.py", "if also_nifti and name.endswith", "if False and name.endswith",
+             ("Testing/test_cli_series_nifti.py::test_nifti_output_holds_the_labels_on_the_input_grid",)),
+    Mutation("ras-lps-sign", "volumes", "RAS <-> LPS conversion of volume nodes loses its x flip",
+             "SSSSegmentLib/slicer_bridge/volume_nodes.py",
+             "RAS_FROM_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])", "RAS_FROM_LPS = np.diag([1.0, -1.0, 1.0, 1.0])",
+             (f"{BRIDGE}::test_linear_parent_transform_is_applied_and_nonlinear_refused",)),
+)
+
+SEGFILES = (
+    Mutation("sdh-wrong-code", "segfile", "a wrong SNOMED CT code for the region of EDH and SDH",
+             "SSSSegmentLib/classes.py",
+             '_DURA_MATER = CodedTerm("SCT", "18545000", "Dura mater")',
+             '_DURA_MATER = CodedTerm("SCT", "18545001", "Dura mater")', (SEGFILE,)),
+    Mutation("disorder-type", "segfile", "type written as a disorder code (subarachnoid hemorrhage) again",
+             "SSSSegmentLib/classes.py",
+             'TERMINOLOGY_TYPE = CodedTerm("SCT", "50960005", "Hemorrhage")',
+             'TERMINOLOGY_TYPE = CodedTerm("SCT", "21454007", "Subarachnoid hemorrhage")', (SEGFILE,)),
+    Mutation("color-auto-generated", "segfile", "ColorAutoGenerated=1 in .seg.nrrd files",
+             "SSSSegmentLib/volumes/segfile.py",
+             'f"Segment{n}_ColorAutoGenerated": "0"', 'f"Segment{n}_ColorAutoGenerated": "1"', (SEGFILE,)),
+    Mutation("extent-off-by-one", "segfile", "segment extent one voxel too wide in i",
+             "SSSSegmentLib/volumes/segfile.py",
+             'return f"{i.min()} {i.max()} {j.min()}', 'return f"{i.min()} {i.max() + 1} {j.min()}', (SEGFILE,)),
+    Mutation("dura-mater-guessed", "segfile", "reader maps an ambiguous Dura mater hemorrhage to EDH",
+             "SSSSegmentLib/volumes/segfile.py",
+             "return labels[0] if len(labels) == 1 else None", "return labels[0] if labels else None", (SEGFILE,)),
+)
+
+TRAINING = (
+    Mutation("never-freeze", "training", "the image encoder is never frozen (even from SAM-2 weights)",
+             "SSSSegmentLib/training/model_setup.py", "if not encoder_frozen:", "if True:", (WEIGHTS,)),
+    Mutation("best-inverted", "training", "best.safetensors kept on a lower validation score",
+             "SSSSegmentLib/training/loop.py",
+             "if scores.score > run.best_score:", "if scores.score < run.best_score:", (WEIGHTS,)),
+    Mutation("frozen-default", "training", "no encoder freezing by default from SAM-2 weights",
+             "SSSSegmentLib/training/config.py", "return self.sam2_checkpoint is not None", "return False",
+             (WEIGHTS, "Testing/test_training.py::test_encoder_frozen_default_follows_the_starting_weights")),
+    Mutation("cutmix-self", "training", "CutMix partner is the slice itself",
+             "SSSSegmentLib/training/augment.py",
+             "partner = torch.roll(torch.arange(n), 1)", "partner = torch.arange(n)", (CUTMIX,)),
+    Mutation("cutmix-batch-of-one", "training", "batch_unlabeled 1 accepted again",
+             "SSSSegmentLib/training/config.py",
+             'else MIN_CUTMIX_BATCH),', "else 1),", (CUTMIX,)),
+)
+
+SLICER = (
+    Mutation("insert-always-append", "slicer bridge", "a rerun appends our segments instead of keeping their place",
+             "SSSSegmentLib/slicer_bridge/segmentations.py",
+             "    ids = list(segmentation.GetSegmentIDs())\n    ours =", '    return ""\n    ids = []\n    ours =',
+             (f"{BRIDGE}::test_rerun_keeps_our_segments_where_they_were_in_the_list",)),
+    Mutation("node-color-auto", "slicer bridge", "segment colours marked auto-generated in the node",
+             "SSSSegmentLib/slicer_bridge/segmentations.py",
+             "segment.SetColorAutoGenerated(False)", "segment.SetColorAutoGenerated(True)",
+             (f"{BRIDGE}::test_new_segmentation_has_five_coded_segments_and_survives_seg_nrrd",)),
+    Mutation("options-default-preset", "slicer bridge", "engine options default to a preset with no bundled model",
+             "SSSSegmentLib/slicer_bridge/engine.py",
+             "    preset: str | None = None", '    preset: str | None = "fast"',
+             (f"{BRIDGE}::test_default_options_let_the_engine_pick_the_bundled_model",)),
+    Mutation("logic-default-preset", "slicer bridge", "the Logic's default preset is one nobody has weights for",
+             "SSSSegment/SSSSegment.py",
+             "def segmentVolume(self, volumeNode, segmentationNode=None, preset=None,",
+             'def segmentVolume(self, volumeNode, segmentationNode=None, preset="paper",',
+             (f"{BRIDGE}::test_logic_defaults_to_the_installed_bundled_model",)),
+)
+
+MODEL = (
+    Mutation("multimask-worst", "model", "multimask decode returns the lowest-IoU proposal",
+             "SSSSegmentLib/model/sss_model.py", "best = iou.argmax(dim=1)", "best = iou.argmin(dim=1)",
+             ("Testing/test_model.py::test_decode_multimask_picks_best",)),
+    Mutation("box-margin-lost", "model", "decoder masks cut at the prompt box, margin ignored away from edges",
+             "SSSSegmentLib/inference/refine.py",
+             "rows = slice(max(0, int(np.floor(y0)) - margin_px), min(shape_yx[0], int(np.ceil(y1)) + margin_px))",
+             "rows = slice(max(0, int(np.floor(y0))), min(shape_yx[0], int(np.ceil(y1)) + margin_px))",
+             ("Testing/test_inference_units.py",)),
+    Mutation("dice-formula", "model", "Dice computed as |P∩T| / (|P|+|T|)",
+             "SSSSegmentLib/evaluation/metrics.py",
+             "return 2.0 * n_both / (n_pred + n_true)", "return 1.0 * n_both / (n_pred + n_true)",
+             ("Testing/test_cli_tools.py::test_evaluate_scores_a_known_imperfect_prediction",)),
+    Mutation("brain-window-shifted", "model", "the brain window of the model input shifted by 40 HU",
+             "SSSSegmentLib/model/preprocess.py",
+             "DEFAULT_WINDOWS: tuple[tuple[float, float], ...] = ((40.0, 80.0),",
+             "DEFAULT_WINDOWS: tuple[tuple[float, float], ...] = ((80.0, 80.0),",
+             ("Testing/test_model_accuracy.py",)),
+)
+
+NO_BLEED_HEAD = "Testing/test_model_accuracy.py::test_bundled_model_finds_at_most_a_trace_on_a_head_without_bleeds"
+FALSE_ALARMS = (
+    Mutation("partial-volume-rule-skipped", "prompts", "the partial-volume (inner-table band) rule never applied",
+             "SSSSegmentLib/prompts/generator.py",
+             "config.partial_volume.enabled and _applies(view, pv_classes)", "False and _applies(view, pv_classes)",
+             (NO_BLEED_HEAD,)),
+)
+
+MUTATIONS: tuple[Mutation, ...] = PROMPTS + VOLUMES + SEGFILES + TRAINING + SLICER + MODEL + FALSE_ALARMS
