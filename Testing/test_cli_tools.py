@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from SSSSegmentLib import phantoms
 from SSSSegmentLib.cli import main
-from SSSSegmentLib.volumes import write_labelmap
+from SSSSegmentLib.phantoms import PhantomConfig
+from SSSSegmentLib.volumes import read_volume, write_labelmap
 from SSSSegmentLib.volumes.geometry import Geometry
 
 
@@ -68,7 +70,8 @@ def test_phantoms_refuses_a_non_empty_folder(tmp_path: Path, capsys):
     assert "error" in capsys.readouterr().err
 
 
-def test_demo_writes_its_files_and_reruns_but_never_into_user_folders(tmp_path: Path, capsys):
+def test_demo_writes_its_files_and_reruns_but_never_into_user_folders(tmp_path: Path, capsys, monkeypatch):
+    """The demo's accuracy is checked in test_model_accuracy.py; here its files and its folder rules."""
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--device", "cpu"]) == 0
     captured = capsys.readouterr()
@@ -77,7 +80,10 @@ def test_demo_writes_its_files_and_reruns_but_never_into_user_folders(tmp_path: 
     for name in ("phantom_ct.nrrd", "prediction.seg.nrrd", "truth.seg.nrrd", "prediction.png", "truth.png"):
         assert (out / name).is_file(), name
     assert "Dice" in report and "pred mL" in report
+    full_size = phantoms.generate_phantom  # the rerun needs no full-size phantom: a small one is enough
+    monkeypatch.setattr(phantoms, "generate_phantom", lambda seed: full_size(seed, PhantomConfig(matrix=96)))
     assert main(["demo", "--out", str(out), "--device", "cpu"]) == 0  # its own folder: rerun is fine
+    assert read_volume(out / "phantom_ct.nrrd").shape_zyx[1:] == (96, 96)  # the files were replaced
     user = tmp_path / "user"
     user.mkdir()
     (user / "scan.nrrd").write_text("precious")
