@@ -44,6 +44,15 @@ def test_mutations_are_planted_in_a_copy_and_reverted(toy_repo: Path, tmp_path: 
     assert (copy / "toy.py").read_text() == CODE == (toy_repo / "toy.py").read_text()
 
 
+def test_committed_copy_holds_the_last_commit_not_the_working_tree(toy_repo: Path, tmp_path: Path) -> None:
+    subprocess.run(["git", "add", "toy.py", "test_toy.py"], cwd=toy_repo, check=True)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "toy"], cwd=toy_repo,
+                   check=True)
+    (toy_repo / "toy.py").write_text(CODE + "# uncommitted edit\n")
+    copy = make_copy(toy_repo, tmp_path / "work", committed=True)
+    assert (copy / "toy.py").read_text() == CODE and not (copy / "ignored.txt").exists()
+
+
 def test_a_copy_inside_the_repository_is_refused(toy_repo: Path) -> None:
     with pytest.raises(SystemExit, match="overlaps"):
         make_copy(toy_repo, toy_repo / "inside")

@@ -3,13 +3,14 @@
 tests that must catch each one, and print which were caught.
 
 The repository itself is never written to: its files (``git ls-files``: tracked and untracked, not
-ignored) are copied to a temporary folder, beside a link to ``../shared`` when it exists (the real-data
-tests), and every mutation is planted, tested and reverted there. The copy's own ``SSSSegmentLib`` is
-imported (``PYTHONPATH``; checked before the first mutation).
+ignored; with ``--committed`` the last commit's) are copied to a temporary folder, beside a link to
+``../shared`` when it exists (the real-data tests), and every mutation is planted, tested and reverted
+there. The copy's own ``SSSSegmentLib`` is imported (``PYTHONPATH``; checked before the first mutation).
 
     .venv/bin/python scripts/mutation_check.py              # all mutations (several minutes on 2 CPUs)
     .venv/bin/python scripts/mutation_check.py --list       # what would be planted
     .venv/bin/python scripts/mutation_check.py --only never-freeze best-inverted
+    .venv/bin/python scripts/mutation_check.py --committed  # the last commit, not uncommitted edits
 
 A mutation counts as caught when its tests fail (pytest exit code 1). Before the mutations, the same
 tests run once on the unmutated copy and must pass, so a failure is the mutation's doing. Exit code 0
@@ -49,6 +50,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--only", nargs="+", metavar="KEY", help="run only these mutations (keys from --list)")
     p.add_argument("--list", action="store_true", help="list the mutations and exit")
     p.add_argument("--timeout", type=float, default=900.0, help="seconds per pytest run")
+    p.add_argument("--committed", action="store_true",
+                   help="copy the last commit (HEAD) instead of the working tree, e.g. while others edit files")
     p.add_argument("--keep", action="store_true", help="keep the temporary copy (its path is printed)")
     p.add_argument("--python", default=sys.executable, help="interpreter with the test dependencies")
     return p.parse_args(argv)
@@ -71,14 +74,22 @@ def repo_files(root: Path) -> list[Path]:
     return sorted({Path(name) for name in listing.split("\0") if name and (root / name).is_file()})
 
 
-def make_copy(root: Path, parent: Path) -> Path:
-    """A copy of the repository's files in ``parent/<name>``, with ``parent/shared`` -> ``root/../shared``."""
+def make_copy(root: Path, parent: Path, committed: bool = False) -> Path:
+    """A copy of the repository's files in ``parent/<name>``, with ``parent/shared`` -> ``root/../shared``.
+
+    The working tree (tracked and untracked files, not ignored), or with ``committed`` the files of HEAD.
+    """
     copy = parent / root.name
     if copy.resolve().is_relative_to(root.resolve()) or root.resolve().is_relative_to(copy.resolve()):
         raise SystemExit(f"refusing to work in {copy}: it overlaps the repository {root}")
-    for rel in repo_files(root):
-        (copy / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(root / rel, copy / rel)
+    copy.mkdir(parents=True)
+    if committed:
+        archive = subprocess.run(["git", "archive", "HEAD"], cwd=root, capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(copy)], input=archive, check=True)
+    else:
+        for rel in repo_files(root):
+            (copy / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(root / rel, copy / rel)
     shared = root.parent / "shared"
     if shared.is_dir():
         (parent / "shared").symlink_to(shared.resolve(), target_is_directory=True)
@@ -155,8 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     parent = Path(tempfile.mkdtemp(prefix="sssseg-mutants-"))
     start = time.perf_counter()
     try:
-        copy = make_copy(REPO, parent)
-        print(f"copy of {REPO} in {copy}", flush=True)
+        copy = make_copy(REPO, parent, args.committed)
+        print(f"copy of {REPO} ({'HEAD' if args.committed else 'working tree'}) in {copy}", flush=True)
         check_isolated(copy, args.python)
         if not baseline_passes(copy, args.python, mutations, args.timeout):
             return 2
