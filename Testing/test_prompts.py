@@ -120,9 +120,31 @@ def test_cavity_closes_small_gaps_and_bridges_an_open_slice_from_its_neighbours(
     assert cavity[6][brain].mean() > 0.99
     no_bridge = intracranial_cavity(hu, GEOMETRY, CavityConfig(bridge_slices=False))
     assert no_bridge[6][brain].mean() > 0.99  # the wider per-slice closing (10 mm) catches it
-    plain = intracranial_cavity(hu, GEOMETRY, CavityConfig(bridge_slices=False, fallback_closing_mm=()))
-    assert plain[6][brain].mean() < 0.01  # without either fall-back the open slice leaks
+    plain = intracranial_cavity(
+        hu, GEOMETRY, CavityConfig(bridge_slices=False, fallback_closing_mm=(), fallback_convex_hull=False)
+    )
+    assert plain[6][brain].mean() < 0.01  # without any fall-back the open slice leaks
     assert plain[3][brain].mean() > 0.99
+
+
+def test_cavity_of_a_ring_cut_by_the_field_of_view_is_its_convex_hull():
+    hu = head_hu()
+    air = hu < -500
+    hu[air] += np.random.default_rng(0).normal(0.0, 5.0, np.count_nonzero(air)).astype(np.float32)  # noisy air
+    _, ii = np.mgrid[: SHAPE[1], : SHAPE[2]]
+    for k in (5, 6):
+        hu[k][ii > CENTRE + 35] = -3024.0  # outside the reconstructed circle: padding; the brain runs into it
+    inside = (radius_ji() < BRAIN_R - 1) & (ii < CENTRE + 34)
+    cavity = intracranial_cavity(hu, GEOMETRY)
+    assert cavity[5][inside].mean() > 0.99 and not cavity[5][ii > CENTRE + 35].any()
+    off = intracranial_cavity(hu, GEOMETRY, CavityConfig(fallback_convex_hull=False, bridge_slices=False))
+    assert off[5][inside].mean() < 0.01
+    gap = hu.copy()  # the same cut, but into noisy air (no padding): not a field-of-view cut
+    gap[5] = hu[4]
+    cut = (radius_ji() < SKULL_R) & (ii > CENTRE + 35)
+    gap[5][cut] = -1000.0 + np.random.default_rng(1).normal(0.0, 5.0, np.count_nonzero(cut)).astype(np.float32)
+    leaked = intracranial_cavity(gap, GEOMETRY, CavityConfig(bridge_slices=False))
+    assert leaked[5][inside].mean() < 0.01
 
 
 def test_cavity_gives_back_calcifications():
@@ -548,16 +570,35 @@ def test_a_partial_volume_slice_gives_no_thickness_evidence():
                             ).decisions[0].kept
 
 
-def test_partial_volume_reach_includes_the_neighbouring_slices_skull():
+def test_thickness_is_measured_in_3d_with_the_slice_profile_reach():
     hu, labels = scene()
     blob = disk(CENTRE, CENTRE + BRAIN_R - 4, 4)  # 8 mm wide, its far edge 4 mm inside the ring
     paint(hu, labels, range(5, 7), blob, SDH)
-    for k in (4, 7):  # the skull above and below covers the blob: it is the cut of a curved skull
+    for k in (4, 7):  # the skull above and below covers the blob: the cut of a curved skull
         hu[k][disk(CENTRE, CENTRE + BRAIN_R - 4, 6)] = 1000.0
     no_bridge = dataclasses.replace(pv_only(), cavity=CavityConfig(bridge_slices=False))
-    near = generate_prompts(probs(labels), hu, GEOMETRY, no_bridge).decisions[0]
-    assert near.dropped_by == "partial_volume"
-    in_plane_only = PromptConfig.from_dict({"partial_volume": {"through_plane_slices": 0}}).partial_volume
+
+    def decision(**partial_volume: float) -> object:
+        pv = PromptConfig.from_dict({"partial_volume": partial_volume}).partial_volume
+        return generate_prompts(probs(labels), hu, GEOMETRY, dataclasses.replace(no_bridge, partial_volume=pv)
+                                ).decisions[0]
+
+    # Skull 5 mm above and below; a 2 mm reach leaves 5 - 2 = 3 mm >= 3 mm: thick enough.
+    assert decision(through_plane_reach_mm=2.0).kept
+    # A 4 mm reach leaves 1 mm across the slice, so the blob is at most sqrt(0^2 + 1^2) = 1 mm deep.
+    near = decision(through_plane_reach_mm=4.0)
+    assert near.dropped_by == "partial_volume" and "thin band" in near.reason
+
+
+def test_sulcal_blood_must_be_deep_from_the_neighbouring_slices_skull():
+    hu, labels = scene()
+    blob = disk(CENTRE, CENTRE + BRAIN_R - 4, 4)
+    paint(hu, labels, range(5, 7), blob, SAH)
+    for k in (4, 7):
+        hu[k][disk(CENTRE, CENTRE + BRAIN_R - 4, 6)] = 1000.0
+    no_bridge = dataclasses.replace(pv_only(), cavity=CavityConfig(bridge_slices=False))
+    assert generate_prompts(probs(labels), hu, GEOMETRY, no_bridge).decisions[0].dropped_by == "partial_volume"
+    in_plane_only = PromptConfig.from_dict({"partial_volume": {"unopened_through_plane_slices": 0}}).partial_volume
     assert generate_prompts(probs(labels), hu, GEOMETRY, dataclasses.replace(no_bridge, partial_volume=in_plane_only)
                             ).decisions[0].kept
 

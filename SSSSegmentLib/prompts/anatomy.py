@@ -17,8 +17,10 @@ Cavity recipe (``intracranial_cavity``):
    minus the closed bone. A slice whose cavity still covers less than
    ``fallback_min_bbox_fraction`` of the bounding box of its bone (skull base: the ring leaks
    through the mastoid air cells, the foramina, the orbits) is closed again with the larger radii
-   ``fallback_closing_mm`` in turn until it does. This may admit some extracranial soft tissue at
-   the skull base; dropping a posterior-fossa bleed would be worse.
+   ``fallback_closing_mm`` in turn until it does; failing that, where the head runs into the edge
+   of a truncated field of view, its cavity is the convex hull of the closed ring
+   (``fallback_convex_hull``). This may admit some extracranial soft tissue at the skull base;
+   dropping a posterior-fossa bleed would be worse.
 5. Holes of the cavity no larger than ``calcification_max_mm2`` in a slice (pineal / choroid
    plexus / falx calcifications, all >= 300 HU) are given back to the cavity; voxels below
    ``min_content_hu`` (air and fat: sinuses, mastoid cells, orbits) are taken out of it.
@@ -33,6 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
+from skimage.morphology import convex_hull_image
 
 from SSSSegmentLib.errors import InputError, SSSSegError
 from SSSSegmentLib.volumes.geometry import Geometry
@@ -47,6 +50,7 @@ class CavityConfig:
     bridge_slices: bool = True
     fallback_closing_mm: tuple[float, ...] = (6.0, 10.0)
     fallback_min_bbox_fraction: float = 0.2
+    fallback_convex_hull: bool = True
     calcification_max_mm2: float = 50.0
     min_content_hu: float = -100.0
     largest_component_only: bool = True
@@ -100,15 +104,20 @@ def close_slice(mask_ji: np.ndarray, radius_mm: float, spacing_ji: tuple[float, 
 
 
 def _reclose_open_slices(
-    bone_zyx: np.ndarray,
+    hu_zyx: np.ndarray,
     closed_zyx: np.ndarray,
     inside_zyx: np.ndarray,
     spacing_ji: tuple[float, float],
     cfg: CavityConfig,
 ) -> None:
     """In place: slices whose cavity is under ``fallback_min_bbox_fraction`` of the bone's bounding box
-    are closed again with the larger ``fallback_closing_mm`` radii, the first that passes is kept."""
-    for k, bone_ji in enumerate(bone_zyx):
+    are closed again with the larger ``fallback_closing_mm`` radii in turn, the first that passes is
+    kept; then, with ``fallback_convex_hull`` and only where the head runs into the edge of the field
+    of view (``_cut_by_fov``), the slice's cavity is the convex hull of its closed ring (no closing of
+    sensible size bridges a ring cut open by a truncated field of view). ``hu_zyx`` (K, J, I) is
+    the CT crop."""
+    for k, hu_ji in enumerate(hu_zyx):
+        bone_ji = hu_ji >= cfg.bone_hu
         if not bone_ji.any():
             continue
         rows, cols = np.flatnonzero(bone_ji.any(axis=1)), np.flatnonzero(bone_ji.any(axis=0))
@@ -120,6 +129,30 @@ def _reclose_open_slices(
             filled = ndimage.binary_fill_holes(closed) & ~closed
             if np.count_nonzero(filled) > np.count_nonzero(inside_zyx[k]):
                 closed_zyx[k], inside_zyx[k] = closed, filled
+        if cfg.fallback_convex_hull and np.count_nonzero(inside_zyx[k]) < wanted:
+            hull_ji = convex_hull_image(closed_zyx[k])
+            filled = hull_ji & ~closed_zyx[k]
+            if _cut_by_fov(hu_ji, hull_ji, spacing_ji) and np.count_nonzero(filled) > np.count_nonzero(inside_zyx[k]):
+                inside_zyx[k] = filled
+
+
+def _cut_by_fov(
+    hu_ji: np.ndarray, hull_ji: np.ndarray, spacing_ji: tuple[float, float], min_contact_mm: float = 10.0
+) -> bool:
+    """True when the skull ring of this slice is cut by the edge of the reconstructed field of view.
+
+    Outside that circle scanners store one constant padding value (the slice minimum, e.g. -1024 or
+    -3024) in a region that reaches the image border. The ring is cut when tissue (> -500 HU)
+    inside the ring's convex hull ``hull_ji`` touches that padding along at least
+    ``min_contact_mm`` (a head that fits is separated from it by noisy air; a headrest touching
+    the edge lies outside the hull).
+    """
+    padding = hu_ji == hu_ji.min()
+    labels, _ = ndimage.label(padding)
+    border_ids = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    exterior = np.isin(labels, border_ids[border_ids > 0])
+    contact = ndimage.binary_dilation(exterior) & (hu_ji > -500) & hull_ji
+    return np.count_nonzero(contact) * min(spacing_ji) >= min_contact_mm
 
 
 def _fill_per_slice(mask_zyx: np.ndarray) -> np.ndarray:
@@ -167,7 +200,7 @@ def intracranial_cavity(hu_zyx: np.ndarray, geometry: Geometry, cfg: CavityConfi
     if cfg.bridge_slices:
         closed |= ndimage.binary_closing(closed, structure=np.ones((3, 1, 1), dtype=bool))
     inside = (_fill_per_slice(closed) | ndimage.binary_fill_holes(closed)) & ~closed
-    _reclose_open_slices(bone[crop], closed, inside, (s_j, s_i), cfg)
+    _reclose_open_slices(hu_zyx[crop], closed, inside, (s_j, s_i), cfg)
     inside = _restore_small_holes(inside, cfg.calcification_max_mm2 / (s_j * s_i))
     inside &= hu_zyx[crop] >= cfg.min_content_hu
     if cfg.largest_component_only:

@@ -13,17 +13,23 @@ Arrays are indexed ``[k, j, i]``; distances are in mm from ``Geometry`` spacing.
 **Thickness rule** (``PartialVolumeConfig``, for extra-axial classes). *Evidence* voxels are
 inside the cavity, of blood density (in-plane 3x3 median within ``blood_hu``), survive an in-plane
 opening by a disk of radius ``opening_radius_mm`` (a layer thinner than its diameter vanishes),
-and lie at least ``min_thickness_mm`` in-plane from the skull of their own slice *and* of the
-``through_plane_slices`` slices on either side (the slice profile reaches that far, so a skull that
-curves into a neighbouring slice counts as bone here too). "Skull" is everything outside the
+and lie at least ``min_thickness_mm`` from the skull, measured in 3D, which is the thickness
+perpendicular to the inner table. The slice profile blurs a skull within
+``through_plane_reach_mm`` of a slice's centre into it, so that much of the distance across
+slices does not count: the skull of slice k + n is at ``sqrt(d_n^2 + max(0, |n| s_k - reach)^2)``,
+``d_n`` its in-plane distance and ``s_k`` the slice spacing. "Skull" is everything outside the
 cavity plus voxels denser than ``partial_volume_hu`` (a tangentially cut skull cap is partial-volume
 bone below the cavity's 300 HU bone threshold), and so is a whole slice whose cavity content has a
 median above ``partial_volume_slice_median_hu`` (normal brain is 20-45 HU; a slice that is mostly a
 bone/brain mix is the tangential cut of the skull cap; 1000 turns this off). A component passes
 when its evidence holds at least ``min_evidence_ml`` and ``min_evidence_fraction`` of its volume:
-a bleed must prove it is thicker than the partial-volume reach over some extent. Subarachnoid blood lies in sulci, which
-are thinner than the opening disk, so for ``unopened_classes`` (SAH) the evidence skips the opening:
-sulcal blood must still reach deeper than the band.
+a bleed must prove it is thicker than the partial-volume reach over some extent.
+
+Subarachnoid blood lies in sulci, which are thinner than the opening disk, so for
+``unopened_classes`` (SAH) the evidence skips the opening; it has no thickness to show, so it must
+lie deeper than the band *in-plane*, from the skull of its own slice and of the
+``unopened_through_plane_slices`` slices on either side (a skull that curves into a neighbouring
+slice counts as bone here too).
 
 **Calcification rule** (``CalcificationConfig``, for IPH by default). A component of at most
 ``max_ml`` with a voxel denser than ``calcification_hu`` within ``reach_mm`` (in 3D, spacing-aware)
@@ -53,7 +59,8 @@ class PartialVolumeConfig:
     classes: tuple[str, ...] = ("EDH", "SDH")
     unopened_classes: tuple[str, ...] = ("SAH",)
     min_thickness_mm: float = 3.0
-    through_plane_slices: int = 1
+    through_plane_reach_mm: float = 2.0
+    unopened_through_plane_slices: int = 1
     partial_volume_hu: float = 150.0
     partial_volume_slice_median_hu: float = 60.0
     blood_hu: tuple[float, float] = (50.0, 100.0)
@@ -66,8 +73,12 @@ class PartialVolumeConfig:
         check_class_keys(self.unopened_classes, "partial_volume.unopened_classes")
         if len(self.blood_hu) != 2 or self.blood_hu[0] > self.blood_hu[1]:
             raise SSSSegError(f"partial_volume.blood_hu must be [low, high], got {list(self.blood_hu)}")
-        if self.min_thickness_mm < 0 or self.opening_radius_mm < 0 or self.through_plane_slices < 0:
-            raise SSSSegError("partial_volume thickness, opening radius and through_plane_slices must be >= 0")
+        lengths = (self.min_thickness_mm, self.opening_radius_mm, self.through_plane_reach_mm)
+        if min(lengths) < 0 or self.unopened_through_plane_slices < 0:
+            raise SSSSegError(
+                "partial_volume min_thickness_mm, opening_radius_mm, through_plane_reach_mm and "
+                "unopened_through_plane_slices must be >= 0"
+            )
         if self.min_evidence_ml < 0 or not 0.0 <= self.min_evidence_fraction <= 1.0:
             raise SSSSegError("partial_volume.min_evidence_ml must be >= 0 and min_evidence_fraction in [0, 1]")
 
@@ -105,6 +116,43 @@ def _partial_volume_slices(smooth_zyx: np.ndarray, cavity_zyx: np.ndarray, media
     return flags
 
 
+def _depth_3d(skull_zyx: np.ndarray, ks: np.ndarray, spacing_zyx: tuple[float, float, float], cfg: PartialVolumeConfig
+              ) -> np.ndarray:
+    """Bool (K, J, I): on slices ``ks``, voxels at least ``cfg.min_thickness_mm`` from the skull in 3D, a
+    skull across the slice counting ``cfg.through_plane_reach_mm`` nearer (see the module docstring)."""
+    s_k, spacing_ji = spacing_zyx[0], (spacing_zyx[1], spacing_zyx[2])
+    n_slices = skull_zyx.shape[0]
+    offsets = [(n, max(0.0, n * s_k - cfg.through_plane_reach_mm)) for n in range(1, n_slices)]
+    offsets = [(n, dz) for n, dz in offsets if dz < cfg.min_thickness_mm]
+    squared: dict[int, np.ndarray] = {}
+
+    def in_plane_sq(k: int) -> np.ndarray:
+        if k not in squared:
+            squared[k] = ndimage.distance_transform_edt(~skull_zyx[k], sampling=spacing_ji) ** 2
+        return squared[k]
+
+    deep = np.zeros(skull_zyx.shape, dtype=bool)
+    for k in ks:
+        nearest_sq = in_plane_sq(k)
+        for n, dz in offsets:
+            for other in (k - n, k + n):
+                if 0 <= other < n_slices and skull_zyx[other].any():
+                    nearest_sq = np.minimum(nearest_sq, in_plane_sq(other) + dz * dz)
+        deep[k] = nearest_sq >= cfg.min_thickness_mm**2
+    return deep
+
+
+def _depth_in_plane(skull_zyx: np.ndarray, ks: np.ndarray, spacing_ji: tuple[float, float], cfg: PartialVolumeConfig
+                    ) -> np.ndarray:
+    """Bool (K, J, I): on slices ``ks``, voxels at least ``cfg.min_thickness_mm`` in-plane from the skull of
+    their own slice and of the ``cfg.unopened_through_plane_slices`` slices on either side."""
+    near = _skull_over_neighbours(skull_zyx, cfg.unopened_through_plane_slices)
+    deep = np.zeros(skull_zyx.shape, dtype=bool)
+    for k in ks:
+        deep[k] = ndimage.distance_transform_edt(~near[k], sampling=spacing_ji) >= cfg.min_thickness_mm
+    return deep
+
+
 def thickness_evidence(
     hu_zyx: np.ndarray,
     cavity_zyx: np.ndarray,
@@ -112,7 +160,8 @@ def thickness_evidence(
     cfg: PartialVolumeConfig,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Bool (K, J, I) maps of blood-density voxels deeper than the partial-volume reach of the skull:
-    ``(opened, unopened)``, with the in-plane opening (thick bleeds) and without it (sulcal blood).
+    ``(opened, unopened)``: after the in-plane opening and at 3D depth (thick bleeds), and without
+    the opening at in-plane depth (sulcal blood); see the module docstring.
 
     ``hu_zyx``: raw CT in HU; ``cavity_zyx``: the intracranial cavity; ``spacing_zyx``: mm (s_k, s_j, s_i).
     """
@@ -121,14 +170,12 @@ def thickness_evidence(
     skull = ~cavity_zyx | (smooth > cfg.partial_volume_hu)
     skull[_partial_volume_slices(smooth, cavity_zyx, cfg.partial_volume_slice_median_hu)] = True
     blood = cavity_zyx & ~skull & (smooth >= cfg.blood_hu[0]) & (smooth <= cfg.blood_hu[1])
-    near = _skull_over_neighbours(skull, cfg.through_plane_slices)
-    deep = np.zeros_like(blood)
-    for k in np.flatnonzero(blood.any(axis=(1, 2))):
-        deep[k] = ndimage.distance_transform_edt(~near[k], sampling=spacing_ji) >= cfg.min_thickness_mm
     opened = blood
     if cfg.opening_radius_mm > 0:
         opened = ndimage.binary_opening(blood, structure=inplane_disk(cfg.opening_radius_mm, spacing_ji))
-    return opened & deep, blood & deep
+    opened_ks, blood_ks = np.flatnonzero(opened.any(axis=(1, 2))), np.flatnonzero(blood.any(axis=(1, 2)))
+    deep_3d = _depth_3d(skull, opened_ks, spacing_zyx, cfg)
+    return opened & deep_3d, blood & _depth_in_plane(skull, blood_ks, spacing_ji, cfg)
 
 
 def partial_volume_rule(view: ComponentView, evidence_crop: np.ndarray, cfg: PartialVolumeConfig) -> RuleOutcome:
@@ -139,7 +186,7 @@ def partial_volume_rule(view: ComponentView, evidence_crop: np.ndarray, cfg: Par
     ok = evidence_ml >= needed_ml
     text = (
         f"{evidence_ml:.3f} mL of blood-density tissue >= {cfg.min_thickness_mm} mm from the skull "
-        f"(within {cfg.through_plane_slices} slices) {'>=' if ok else '<'} {needed_ml:.3f} mL"
+        f"{'>=' if ok else '<'} {needed_ml:.3f} mL"
     )
     return RuleOutcome(ok, text if ok else f"thin band along the skull (partial volume): {text}")
 
