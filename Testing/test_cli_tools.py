@@ -12,6 +12,7 @@ from PIL import Image
 
 from SSSSegmentLib import phantoms
 from SSSSegmentLib.cli import main
+from SSSSegmentLib.demo import DEMO_SEED
 from SSSSegmentLib.phantoms import PhantomConfig
 from SSSSegmentLib.volumes import read_volume, write_labelmap
 from SSSSegmentLib.volumes.geometry import Geometry
@@ -71,7 +72,10 @@ def test_phantoms_refuses_a_non_empty_folder(tmp_path: Path, capsys):
 
 
 def test_demo_writes_its_files_and_reruns_but_never_into_user_folders(tmp_path: Path, capsys, monkeypatch):
-    """The demo's accuracy is checked in test_model_accuracy.py; here its files and its folder rules."""
+    """The demo's files, report and folder rules, on a small phantom of the demo seed; the full-size demo
+    phantom's accuracy is checked once, in test_model_accuracy.py."""
+    full_size = phantoms.generate_phantom
+    monkeypatch.setattr(phantoms, "generate_phantom", lambda seed: full_size(seed, PhantomConfig(matrix=96)))
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--device", "cpu"]) == 0
     captured = capsys.readouterr()
@@ -79,11 +83,11 @@ def test_demo_writes_its_files_and_reruns_but_never_into_user_folders(tmp_path: 
     assert "model: bundled sss_tiny.safetensors" in captured.err and "UNTRAINED" not in report  # the default
     for name in ("phantom_ct.nrrd", "prediction.seg.nrrd", "truth.seg.nrrd", "prediction.png", "truth.png"):
         assert (out / name).is_file(), name
-    assert "Dice" in report and "pred mL" in report
-    full_size = phantoms.generate_phantom  # the rerun needs no full-size phantom: a small one is enough
-    monkeypatch.setattr(phantoms, "generate_phantom", lambda seed: full_size(seed, PhantomConfig(matrix=96)))
+    assert "Dice" in report and "pred mL" in report and f"phantom seed {DEMO_SEED}" in report
+    assert read_volume(out / "phantom_ct.nrrd").shape_zyx[1:] == (96, 96)
+    stamp = (out / "truth.seg.nrrd").stat().st_mtime_ns
     assert main(["demo", "--out", str(out), "--device", "cpu"]) == 0  # its own folder: rerun is fine
-    assert read_volume(out / "phantom_ct.nrrd").shape_zyx[1:] == (96, 96)  # the files were replaced
+    assert (out / "truth.seg.nrrd").stat().st_mtime_ns > stamp  # the files were replaced
     user = tmp_path / "user"
     user.mkdir()
     (user / "scan.nrrd").write_text("precious")
