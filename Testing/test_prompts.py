@@ -121,7 +121,9 @@ def test_cavity_closes_small_gaps_and_bridges_an_open_slice_from_its_neighbours(
     no_bridge = intracranial_cavity(hu, GEOMETRY, CavityConfig(bridge_slices=False))
     assert no_bridge[6][brain].mean() > 0.99  # the wider per-slice closing (10 mm) catches it
     plain = intracranial_cavity(
-        hu, GEOMETRY, CavityConfig(bridge_slices=False, fallback_closing_mm=(), fallback_convex_hull=False)
+        hu,
+        GEOMETRY,
+        CavityConfig(bridge_slices=False, fallback_closing_mm=(), fallback_convex_hull=False, borrow_max_mm=0.0),
     )
     assert plain[6][brain].mean() < 0.01  # without any fall-back the open slice leaks
     assert plain[3][brain].mean() > 0.99
@@ -137,14 +139,34 @@ def test_cavity_of_a_ring_cut_by_the_field_of_view_is_its_convex_hull():
     inside = (radius_ji() < BRAIN_R - 1) & (ii < CENTRE + 34)
     cavity = intracranial_cavity(hu, GEOMETRY)
     assert cavity[5][inside].mean() > 0.99 and not cavity[5][ii > CENTRE + 35].any()
-    off = intracranial_cavity(hu, GEOMETRY, CavityConfig(fallback_convex_hull=False, bridge_slices=False))
+    off = intracranial_cavity(
+        hu, GEOMETRY, CavityConfig(fallback_convex_hull=False, bridge_slices=False, borrow_max_mm=0.0)
+    )
     assert off[5][inside].mean() < 0.01
     gap = hu.copy()  # the same cut, but into noisy air (no padding): not a field-of-view cut
     gap[5] = hu[4]
     cut = (radius_ji() < SKULL_R) & (ii > CENTRE + 35)
     gap[5][cut] = -1000.0 + np.random.default_rng(1).normal(0.0, 5.0, np.count_nonzero(cut)).astype(np.float32)
-    leaked = intracranial_cavity(gap, GEOMETRY, CavityConfig(bridge_slices=False))
+    leaked = intracranial_cavity(gap, GEOMETRY, CavityConfig(bridge_slices=False, borrow_max_mm=0.0))
     assert leaked[5][inside].mean() < 0.01
+
+
+def test_open_slices_between_closed_ones_borrow_the_overlap_of_their_cavities():
+    """A skull-base slice whose ring leaks (air cells, foramina) must not cut the cavity below it off."""
+    hu = head_hu()
+    jj, _ = np.mgrid[: SHAPE[1], : SHAPE[2]]
+    wide_gap = (radius_ji() >= BRAIN_R) & (radius_ji() < SKULL_R) & (np.abs(jj - CENTRE) < 20)  # 40 mm open
+    for k in (5, 6):
+        hu[k][wide_gap] = 35.0
+    brain = radius_ji() < BRAIN_R - 1
+    strict = dict(bridge_slices=False, fallback_convex_hull=False)
+    # Two open slices of 5 mm: a 10 mm run, borrowed with the default 10 mm, not with 5 mm.
+    borrowed = intracranial_cavity(hu, GEOMETRY, CavityConfig(**strict))
+    assert borrowed[5][brain].mean() > 0.99 and borrowed[6][brain].mean() > 0.99
+    assert not borrowed[5][radius_ji() >= BRAIN_R + 1].any()  # the overlap of closed rings: no scalp
+    short = intracranial_cavity(hu, GEOMETRY, CavityConfig(**strict, borrow_max_mm=5.0))
+    assert short[5][brain].mean() < 0.01 and short[6][brain].mean() < 0.01
+    assert short[4][brain].mean() > 0.99
 
 
 def test_cavity_gives_back_calcifications():

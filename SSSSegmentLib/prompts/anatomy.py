@@ -19,8 +19,11 @@ Cavity recipe (``intracranial_cavity``):
    through the mastoid air cells, the foramina, the orbits) is closed again with the larger radii
    ``fallback_closing_mm`` in turn until it does; failing that, where the head runs into the edge
    of a truncated field of view, its cavity is the convex hull of the closed ring
-   (``fallback_convex_hull``). This may admit some extracranial soft tissue at the skull base;
-   dropping a posterior-fossa bleed would be worse.
+   (``fallback_convex_hull``). A run of slices still open, at most ``borrow_max_mm`` long between
+   two closed ones (a skull-base ring leaking through air cells and foramina), gets the overlap of
+   those two slices' cavities, so the middle and posterior fossae below it stay connected. This
+   may admit some extracranial soft tissue at the skull base; dropping a posterior-fossa bleed
+   would be worse.
 5. Holes of the cavity no larger than ``calcification_max_mm2`` in a slice (pineal / choroid
    plexus / falx calcifications, all >= 300 HU) are given back to the cavity; voxels below
    ``min_content_hu`` (air and fat: sinuses, mastoid cells, orbits) are taken out of it.
@@ -51,6 +54,7 @@ class CavityConfig:
     fallback_closing_mm: tuple[float, ...] = (6.0, 10.0)
     fallback_min_bbox_fraction: float = 0.2
     fallback_convex_hull: bool = True
+    borrow_max_mm: float = 10.0
     calcification_max_mm2: float = 50.0
     min_content_hu: float = -100.0
     largest_component_only: bool = True
@@ -136,6 +140,31 @@ def _reclose_open_slices(
                 inside_zyx[k] = filled
 
 
+def _open_slices(bone_zyx: np.ndarray, inside_zyx: np.ndarray, cfg: CavityConfig) -> np.ndarray:
+    """Bool (K,): slices with bone whose cavity covers under ``fallback_min_bbox_fraction`` of its bounding box."""
+    flags = np.zeros(bone_zyx.shape[0], dtype=bool)
+    for k, bone_ji in enumerate(bone_zyx):
+        if bone_ji.any():
+            rows, cols = np.flatnonzero(bone_ji.any(axis=1)), np.flatnonzero(bone_ji.any(axis=0))
+            wanted = cfg.fallback_min_bbox_fraction * (rows[-1] - rows[0] + 1) * (cols[-1] - cols[0] + 1)
+            flags[k] = np.count_nonzero(inside_zyx[k]) < wanted
+    return flags
+
+
+def _borrow_from_neighbours(
+    bone_zyx: np.ndarray, closed_zyx: np.ndarray, inside_zyx: np.ndarray, s_k: float, cfg: CavityConfig
+) -> None:
+    """In place: a run of open slices (``_open_slices``) at most ``borrow_max_mm`` long between two closed
+    slices gets the overlap of their two cavities, minus its own bone."""
+    open_flags = _open_slices(bone_zyx, inside_zyx, cfg)
+    closed_ks = np.flatnonzero(~open_flags & bone_zyx.any(axis=(1, 2)))
+    for below, above in zip(closed_ks[:-1], closed_ks[1:], strict=True):
+        if above - below > 1 and (above - below - 1) * s_k <= cfg.borrow_max_mm:
+            overlap = inside_zyx[below] & inside_zyx[above]
+            for k in range(below + 1, above):
+                inside_zyx[k] |= overlap & ~closed_zyx[k]
+
+
 def _cut_by_fov(
     hu_ji: np.ndarray, hull_ji: np.ndarray, spacing_ji: tuple[float, float], min_contact_mm: float = 10.0
 ) -> bool:
@@ -201,6 +230,7 @@ def intracranial_cavity(hu_zyx: np.ndarray, geometry: Geometry, cfg: CavityConfi
         closed |= ndimage.binary_closing(closed, structure=np.ones((3, 1, 1), dtype=bool))
     inside = (_fill_per_slice(closed) | ndimage.binary_fill_holes(closed)) & ~closed
     _reclose_open_slices(hu_zyx[crop], closed, inside, (s_j, s_i), cfg)
+    _borrow_from_neighbours(bone[crop], closed, inside, spacing_zyx(geometry)[0], cfg)
     inside = _restore_small_holes(inside, cfg.calcification_max_mm2 / (s_j * s_i))
     inside &= hu_zyx[crop] >= cfg.min_content_hu
     if cfg.largest_component_only:
