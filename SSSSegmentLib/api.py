@@ -61,9 +61,12 @@ def load_model(
     1. ``checkpoint``: an SSS checkpoint (its preset must match ``preset`` when one is given);
     2. ``sam2_checkpoint``: official SAM-2/2.1 weights for the encoder and decoder (our heads
        untrained); the preset defaults to the one the file name belongs to, else ``fast``;
-    3. the bundled model of ``preset``; with no preset, the best bundled model installed
+    3. the active model of the site's model registry (``registry.default_registry_dir()``:
+       ``$SSSSEG_REGISTRY``, else ``~/.local/share/sssseg/registry``; an empty variable turns it off),
+       when one is active and its preset is ``preset`` (or no preset is asked);
+    4. the bundled model of ``preset``; with no preset, the best bundled model installed
        (``bundled_models.default_preset()``; today ``tiny``);
-    4. random weights (seeded), only when ``allow_untrained`` (with no preset: ``tiny``).
+    5. random weights (seeded), only when ``allow_untrained`` (with no preset: ``tiny``).
     Otherwise CheckpointError says what to pass, naming the presets that do have a bundled model.
     """
     import torch
@@ -82,6 +85,11 @@ def load_model(
             preset = owner.name if owner is not None else DEFAULT_PRESET
         model = build_model(preset, Path(sam2_checkpoint), device=str(torch_device))
         return LoadedModel(model, torch_device, f"SAM-2 weights {sam2_checkpoint} (SSS heads untrained)", False)
+    active = _active_registry_model(preset)
+    if active is not None:
+        version, path = active
+        model = load_sss_checkpoint(path, device=str(torch_device), expected_preset=preset)
+        return LoadedModel(model, torch_device, f"registry version {version} ({path})", trained=True)
     asked = preset
     preset = preset or default_preset()
     bundled = bundled_model_path(preset) if preset else None
@@ -94,6 +102,17 @@ def load_model(
     torch.manual_seed(seed)
     model = build_model(preset, None, device=str(torch_device))
     return LoadedModel(model, torch_device, "untrained (random weights)", trained=False)
+
+
+def _active_registry_model(preset: str | None) -> tuple[str, Path] | None:
+    """(version, file) of the registry's active model when it fits ``preset`` (None: any)."""
+    from .model.checkpoint import read_checkpoint_info
+    from .registry import active_model_path
+
+    active = active_model_path()
+    if active is None or (preset is not None and read_checkpoint_info(active[1]).get("preset") != preset):
+        return None
+    return active
 
 
 def segment_volume(

@@ -106,6 +106,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--preset", choices=PRESET_CHOICES, default=None,
                       help=f"model preset (default: {_default_model_help()})")
     demo.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    from .registry.commands import add_parsers
+
+    add_parsers(sub)  # models list|activate|rollback|import, finetune
     return parser
 
 
@@ -190,7 +193,20 @@ def _cmd_demo(args: argparse.Namespace, out: Reporter) -> int:
     return 0
 
 
-COMMANDS = {"segment": _cmd_segment, "phantoms": _cmd_phantoms, "evaluate": _cmd_evaluate, "demo": _cmd_demo}
+def _cmd_models(args: argparse.Namespace, out: Reporter) -> int:
+    from .registry.commands import cmd_models
+
+    return cmd_models(args, out)
+
+
+def _cmd_finetune(args: argparse.Namespace, out: Reporter) -> int:
+    from .registry.commands import cmd_finetune
+
+    return cmd_finetune(args, out)
+
+
+COMMANDS = {"segment": _cmd_segment, "phantoms": _cmd_phantoms, "evaluate": _cmd_evaluate, "demo": _cmd_demo,
+            "models": _cmd_models, "finetune": _cmd_finetune}
 
 
 def main(argv: list[str] | None = None) -> int:

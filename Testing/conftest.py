@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+# The engine's default model would come from the user's model registry (~/.local/share/sssseg/registry):
+# tests use the bundled model unless they point SSSSEG_REGISTRY at their own folder.
+os.environ["SSSSEG_REGISTRY"] = ""
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = PROJECT_ROOT.parent / "shared"

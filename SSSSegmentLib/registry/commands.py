@@ -1,0 +1,134 @@
+"""``sssseg models list|activate|rollback|import`` and ``sssseg finetune``: thin argparse layers."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import InputError
+from .gate import GateRule
+from .location import REGISTRY_ENV, default_registry_dir
+from .store import ModelRegistry
+
+
+def _registry_arg(parser: argparse.ArgumentParser, required: bool = False) -> None:
+    where = default_registry_dir()
+    parser.add_argument("--registry", type=Path, required=required, default=None if required else where,
+                        help=f"model registry folder (default: ${REGISTRY_ENV}, else {where})")
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """Add the ``models`` and ``finetune`` sub-commands to the ``sssseg`` parser."""
+    models = sub.add_parser("models", help="list, activate, roll back or import model versions")
+    _registry_arg(models)
+    actions = models.add_subparsers(dest="models_command", required=True)
+    actions.add_parser("list", help="the registered versions, the active one marked")
+    act = actions.add_parser("activate", help="make a version the active model")
+    act.add_argument("version")
+    back = actions.add_parser("rollback", help="activate an earlier version (default: the previously active one)")
+    back.add_argument("version", nargs="?")
+    imp = actions.add_parser("import", help="register an SSS checkpoint made elsewhere (verified)")
+    imp.add_argument("file", type=Path)
+    imp.add_argument("--sha256", help="the published SHA-256 of the file")
+    imp.add_argument("--activate", action="store_true", help="also make it the active model (no gate)")
+
+    ft = sub.add_parser("finetune", help="fine-tune on the site's corrected + unlabeled scans, behind the gate")
+    ft.add_argument("--site", type=Path, required=True, help="site folder (dataset.json + corrected cases)")
+    ft.add_argument("--unlabeled", type=Path, help="folder of unlabeled local scans (NIfTI), read in place")
+    _registry_arg(ft, required=True)
+    ft.add_argument("--base", help="version to start from (default: the active one)")
+    ft.add_argument("--steps", type=int, default=300, help="optimizer steps (default 300)")
+    ft.add_argument("--resume", action="store_true", help="continue the interrupted run in REGISTRY/work")
+    ft.add_argument("--heldout-share", type=float, default=0.25,
+                    help="share of corrected cases held out for validation (at least 1; default 0.25)")
+    ft.add_argument("--max-dice-drop", type=float, default=0.0, help="gate: tolerated Dice drop (default 0)")
+    ft.add_argument("--max-normal-ml-increase", type=float, default=0.0,
+                    help="gate: tolerated extra mL called bleed on confirmed-normal scans (default 0)")
+    ft.add_argument("--train-config", type=Path, help="yaml of training settings overriding the fine-tune defaults")
+    ft.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    ft.add_argument("--progress", choices=("auto", "bar", "json", "none"), default="auto")
+
+
+def _registry(args: argparse.Namespace) -> ModelRegistry:
+    if args.registry is None:
+        raise InputError(f"no model registry: pass --registry DIR (${REGISTRY_ENV} is set empty)")
+    return ModelRegistry(args.registry)
+
+
+def cmd_models(args: argparse.Namespace, out: object) -> int:
+    registry = _registry(args)
+    action = args.models_command
+    if action == "list":
+        print(format_versions(registry))
+        return 0
+    if action == "activate":
+        chosen = registry.activate(args.version)
+    elif action == "rollback":
+        chosen = registry.rollback(args.version)
+    else:
+        chosen = registry.import_checkpoint(args.file, args.sha256, activate=args.activate)
+        print(f"imported {args.file.name} as {chosen.version} (sha256 {chosen.sha256})")
+        if not args.activate:
+            return 0
+    print(f"active model: {chosen.version} ({chosen.source})")
+    return 0
+
+
+def format_versions(registry: ModelRegistry) -> str:
+    """One line per version: name, active mark, base, date, site figures, source."""
+    active = registry.active()
+    lines = [f"registry {registry.root}"]
+    for v in registry.versions():
+        mark = "*" if active is not None and v.version == active.version else " "
+        site = (v.metrics or {}).get("site")
+        figures = ""
+        if site:
+            dice = site.get("dice_present")
+            figures = f" Dice {'n/a' if dice is None else f'{dice:.3f}'}, normal {site['normal_ml']:.2f} mL;"
+        lines.append(f"{mark} {v.version}  base {v.base or '-'}  {v.created}{figures} {v.source}")
+    if len(lines) == 1:
+        lines.append("  (no versions)")
+    return "\n".join(lines)
+
+
+def _overrides(path: Path | None) -> dict:
+    if path is None:
+        return {}
+    from ..training import load_train_config
+    from ..training.config import TrainConfig
+
+    loaded = load_train_config(path).to_dict()
+    defaults = TrainConfig().to_dict()
+    return {k: v for k, v in loaded.items() if v != defaults[k]}
+
+
+def _text_progress(log):  # noqa: ANN001, ANN202
+    """Progress as log lines, at most one per 5% of the run (for logs and non-terminal output)."""
+    last = [-1.0]
+
+    def report(stage: str, fraction: float, message: str = "") -> None:
+        if stage == "train" and (fraction - last[0] >= 0.05 or fraction >= 1.0):
+            last[0] = fraction
+            log(f"[{stage} {100 * fraction:5.1f}%] {message}")
+
+    return report
+
+
+def cmd_finetune(args: argparse.Namespace, out) -> int:  # noqa: ANN001  (cli.Reporter)
+    from ..finetune import FinetuneRequest, run_finetune
+
+    try:
+        gate = GateRule(args.max_dice_drop, args.max_normal_ml_increase)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    if args.steps < 1:
+        raise InputError("--steps must be >= 1")
+    request = FinetuneRequest(args.site, args.registry, args.unlabeled, args.base, args.steps, args.resume,
+                              args.heldout_share, gate, args.device, _overrides(args.train_config))
+    progress = out.progress if out.mode in ("bar", "json") else _text_progress(out.log)
+    result = run_finetune(request, progress=progress, log=out.log)
+    out.close()
+    state = "active" if result.active == result.version.version else f"kept {result.active} active"
+    print(f"done: {result.steps_done} steps; registered {result.version.version} ({state}); run log "
+          f"{result.run_dir}")
+    return 0

@@ -1,0 +1,53 @@
+"""Where the registry lives: ``$SSSSEG_REGISTRY``, else ``<user data dir>/sssseg/registry``.
+
+The user data dir is ``$XDG_DATA_HOME`` (default ``~/.local/share``) on Linux, ``%APPDATA%`` on
+Windows and ``~/Library/Application Support`` on macOS. ``SSSSEG_REGISTRY`` set to an empty string
+turns the registry off (the engine then uses the bundled model). Plain Python: no torch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+REGISTRY_ENV = "SSSSEG_REGISTRY"
+ACTIVE_NAME = "active.json"
+MODEL_NAME = "model.safetensors"
+
+
+def _user_data_dir() -> Path:
+    if sys.platform == "win32" and os.environ.get("APPDATA"):
+        return Path(os.environ["APPDATA"])
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support"
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+
+
+def default_registry_dir() -> Path | None:
+    """The registry folder every entry point uses by default (None: turned off by an empty variable)."""
+    value = os.environ.get(REGISTRY_ENV)
+    if value is not None:
+        return Path(value).expanduser() if value.strip() else None
+    return _user_data_dir() / "sssseg" / "registry"
+
+
+def active_model_path(registry_dir: Path | str | None = None) -> tuple[str, Path] | None:
+    """(version, model file) of the registry's active model, or None when there is none.
+
+    Cheap (reads one small JSON file): the engine calls it on every default model load. A damaged
+    pointer is not silently skipped: ``ModelRegistry.active`` raises a clear error for it.
+    """
+    folder = Path(registry_dir) if registry_dir is not None else default_registry_dir()
+    if folder is None or not (folder / ACTIVE_NAME).is_file():
+        return None
+    from .store import ModelRegistry
+
+    version = ModelRegistry(folder).active()
+    return None if version is None else (version.version, version.model_path)
+
+
+def read_json(path: Path) -> object:
+    """JSON of a small registry file (ValueError / OSError propagate to the caller's message)."""
+    return json.loads(Path(path).read_text())
