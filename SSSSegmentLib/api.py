@@ -35,6 +35,8 @@ from .progress import ProgressCallback, silent
 from .volumes.geometry import CTVolume, Geometry
 
 LOG = logging.getLogger("sssseg")
+QC_PNG_BYTES = 16 << 20  # generous: the QC picture of 21 finding slices at 320 px takes 2.3 MB
+LABEL_HEADER_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -165,17 +167,50 @@ def output_paths(output: Path, also_nifti: bool) -> list[Path]:
     return paths
 
 
-def check_outputs(output_path: str | Path, overwrite: bool = False, also_nifti: bool = False) -> list[Path]:
-    """The files a segmentation run will write, checked before any work (OutputError if unusable)."""
+def check_outputs(
+    output_path: str | Path, overwrite: bool = False, also_nifti: bool = False, qc_png: str | Path | None = None
+) -> list[Path]:
+    """The files a segmentation run will write, checked before any work (OutputError if unusable).
+
+    Each must have a known suffix (label maps: ``LABEL_SUFFIXES``; the QC picture ``qc_png``:
+    ``.png``), lie in a folder where a file can really be created, not be a folder, and not exist
+    unless ``overwrite``. The label maps come first, the QC picture (if any) last.
+    """
     from .volumes.io import full_suffix
     from .volumes.segfile import LABEL_SUFFIXES
 
     outputs = output_paths(Path(output_path), also_nifti)
     for path in outputs:
-        if full_suffix(path, LABEL_SUFFIXES) is None:
-            raise OutputError(f"unsupported output type '{path.name}': use one of {', '.join(LABEL_SUFFIXES)}")
+        if full_suffix(path, LABEL_SUFFIXES) is None and not path.is_dir():
+            raise OutputError(f"unsupported output type '{path.name}': the name must end with one of "
+                              f"{', '.join(LABEL_SUFFIXES)} (e.g. {path.name}.seg.nrrd)")
         check_writable_output(path, overwrite)
+    if qc_png is not None:
+        qc_png = Path(qc_png)
+        if qc_png.suffix.lower() != ".png":
+            raise OutputError(f"the QC picture must be a .png file, got '{qc_png.name}'")
+        check_writable_output(qc_png, overwrite)
+        outputs.append(qc_png)
     return outputs
+
+
+def check_output_space(outputs: list[Path], shape_zyx: tuple[int, ...]) -> None:
+    """OutputError unless each output's file system has room for the outputs of a volume of ``shape_zyx``.
+
+    Checked after reading the CT (its size sets the need) and before loading the model. A label map
+    takes at most one byte per voxel (it is written compressed) plus headers; a QC picture at most
+    QC_PNG_BYTES.
+    """
+    from .fsutil import check_free_space
+
+    voxels = int(np.prod(shape_zyx))
+    needed: dict[Path, int] = {}
+    for path in outputs:
+        folder = path.parent if str(path.parent) else Path(".")
+        size = QC_PNG_BYTES if path.suffix.lower() == ".png" else voxels + LABEL_HEADER_BYTES
+        needed[folder] = needed.get(folder, 0) + size
+    for folder, size in needed.items():
+        check_free_space(folder, size)
 
 
 def read_ct(
@@ -189,12 +224,35 @@ def read_ct(
     return volume
 
 
-def write_outputs(result: SegmentationResult, outputs: list[Path], overwrite: bool = False) -> None:
-    """Write the label map to every output path (atomic writes, in the input's geometry)."""
+def write_outputs(
+    result: SegmentationResult,
+    outputs: list[Path],
+    overwrite: bool = False,
+    volume: CTVolume | None = None,
+    qc_title: str = "",
+) -> None:
+    """Write the label map to every label output and the QC picture to a ``.png`` output (``volume``:
+    the CT segmented, needed for the picture), atomically and all or nothing: on any failure (a full
+    disk becomes OutputError, exit code 4) the outputs this call created are removed."""
+    from .fsutil import writing_outputs
     from .volumes import write_labelmap
 
-    for path in outputs:
-        write_labelmap(path, result.labels_zyx, result.geometry, overwrite=overwrite)
+    with writing_outputs(outputs):
+        for path in outputs:
+            if path.suffix.lower() == ".png":
+                write_qc(result, path, volume, qc_title, overwrite)
+            else:
+                write_labelmap(path, result.labels_zyx, result.geometry, overwrite=overwrite)
+
+
+def write_qc(result: SegmentationResult, out_png: Path, volume: CTVolume | None, title: str = "",
+             overwrite: bool = False) -> Path:
+    """The QC picture of ``result`` on ``volume`` (see :mod:`.qc.case_picture`)."""
+    from .qc.case_picture import save_case_qc
+
+    if volume is None:
+        raise ValueError("the QC picture needs the CT volume that was segmented")
+    return save_case_qc(volume, result.labels_zyx, out_png, title=title, overwrite=overwrite)
 
 
 def segment_file(
@@ -207,16 +265,19 @@ def segment_file(
     overwrite: bool = False,
     also_nifti: bool = False,
     series_uid: str | None = None,
+    qc_png: str | Path | None = None,
 ) -> tuple[SegmentationResult, list[Path]]:
-    """Read a CT (DICOM folder, NIfTI, NRRD), segment it and write the label map.
+    """Read a CT (DICOM folder, NIfTI, NRRD), segment it and write the label map (and a QC picture).
 
-    Outputs are checked before any work (so a bad output path fails fast) and written
-    atomically in the input's own (tilt-corrected) geometry. ``series_uid`` picks one series
-    from a DICOM folder holding several.
+    Outputs are checked before any work (so a bad output path fails fast; free space once the CT is
+    read) and written atomically, all or nothing, in the input's own (tilt-corrected) geometry.
+    ``series_uid`` picks one series from a DICOM folder holding several; ``qc_png``: also write the
+    QC picture there.
     """
-    outputs = check_outputs(output_path, overwrite, also_nifti)
+    outputs = check_outputs(output_path, overwrite, also_nifti, qc_png)
     progress("read", 0.02, str(input_path))
     volume = read_ct(input_path, log, series_uid)
+    check_output_space(outputs, volume.shape_zyx)
     result = segment_volume(volume, model, config, progress, log)
-    write_outputs(result, outputs, overwrite)
+    write_outputs(result, outputs, overwrite, volume, qc_title=Path(input_path).name)
     return result, outputs

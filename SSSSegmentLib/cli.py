@@ -76,6 +76,9 @@ def _parser() -> argparse.ArgumentParser:
     seg.add_argument("--refine", choices=("model", "on", "off"), default="model",
                      help="SAM-2 decoder refinement of the prompts (default: as the model's checkpoint recommends)")
     seg.add_argument("--progress", choices=("auto", "bar", "json", "none"), default="auto")
+    seg.add_argument("--qc", type=Path, metavar="OUT.png",
+                     help="also write a QC picture: every slice with a finding (or a few evenly spaced slices "
+                          "when none), brain and subdural windows, outlines, volumes in mL")
     seg.add_argument("--overwrite", action="store_true", help="replace existing output files")
 
     ph = sub.add_parser("phantoms", help="write a synthetic head-CT dataset (BHSD-like layout)")
@@ -118,9 +121,10 @@ def _cmd_segment(args: argparse.Namespace, out: Reporter) -> int:
     from . import api
     from .inference import inference_config_for
 
-    outputs = api.check_outputs(args.output, args.overwrite, args.nifti)
+    outputs = api.check_outputs(args.output, args.overwrite, args.nifti, args.qc)
     out.progress("read", 0.02, args.input.name)
     volume = api.read_ct(args.input, out.log, args.series_uid)
+    api.check_output_space(outputs, volume.shape_zyx)
     loaded = api.load_model(args.preset, args.checkpoint, args.sam2_checkpoint, args.device, args.untrained)
     out.log(f"model: {loaded.source} on {loaded.device}")
     if loaded.bundled:
@@ -132,7 +136,7 @@ def _cmd_segment(args: argparse.Namespace, out: Reporter) -> int:
         config = dataclasses.replace(config, refine=args.refine == "on")
     out.log(f"SAM-2 decoder refinement: {'on' if config.refine else 'off'}")
     result = api.segment_volume(volume, loaded, config, out.progress, out.log)
-    api.write_outputs(result, outputs, args.overwrite)
+    api.write_outputs(result, outputs, args.overwrite, volume, qc_title=args.input.name)
     out.close()
     if out.mode == "json":
         emit_json("done", outputs=[str(p) for p in outputs], volumes_ml=result.volumes_ml,

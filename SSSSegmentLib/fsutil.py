@@ -5,26 +5,85 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from .errors import OutputError
 
 
 def check_writable_output(path: Path, overwrite: bool = False) -> None:
-    """Raise OutputError unless ``path`` can be created (parent exists and is writable).
+    """Raise OutputError unless a file can be created at ``path``; nothing is left behind.
 
-    An existing file is never replaced unless ``overwrite`` is True.
+    Checked: the folder exists and is a folder, ``path`` is not a folder, an existing file is only
+    replaced with ``overwrite``, and a file can really be created in the folder (a probe file is
+    made and removed: this catches read-only mounts, ``/proc``, full disks, and permission modes
+    that ``os.access`` misreports for root).
     """
     path = Path(path)
     parent = path.parent if str(path.parent) else Path(".")
+    if not parent.exists():
+        raise OutputError(f"output folder does not exist: {parent}")
     if not parent.is_dir():
-        raise OutputError(f"output directory does not exist: {parent}")
-    if not os.access(parent, os.W_OK):
-        raise OutputError(f"output directory is not writable: {parent}")
+        raise OutputError(f"output folder is not a folder: {parent}")
+    if path.is_dir():
+        raise OutputError(f"output is a folder, not a file name: {path}")
     if path.exists() and not overwrite:
         raise OutputError(f"output exists, not overwriting (use --overwrite): {path}")
+    _probe_folder(parent)
+
+
+def _probe_folder(folder: Path) -> None:
+    """Create, write one byte to, and remove a hidden file in ``folder``; OutputError if that fails."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=".sssseg-probe-", dir=folder)
+    except OSError as error:
+        raise OutputError(f"cannot create files in {folder}: {_reason(error, name_file=False)}") from error
+    try:
+        os.write(fd, b"\0")
+        os.fsync(fd)
+    except OSError as error:
+        raise OutputError(f"cannot write files in {folder}: {_reason(error, name_file=False)}") from error
+    finally:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+
+
+def check_free_space(folder: Path, needed_bytes: int) -> None:
+    """OutputError unless the file system of ``folder`` has ``needed_bytes`` free (checked before long work)."""
+    free = shutil.disk_usage(folder).free
+    if free < needed_bytes:
+        raise OutputError(f"not enough free space in {folder}: {needed_bytes / 1e6:.1f} MB needed, "
+                          f"{free / 1e6:.1f} MB free")
+
+
+@contextlib.contextmanager
+def writing_outputs(paths: Sequence[Path]) -> Iterator[None]:
+    """Write a set of output files all or nothing.
+
+    Inside the block, an ``OSError`` (disk full, permission, ...) becomes an :class:`OutputError`
+    (exit code 4) naming the reason; on any error, the files of ``paths`` that did not exist when
+    the block began are removed, so a failed run leaves no partial set behind. Files the user
+    allowed to be replaced (``--overwrite``) cannot be restored.
+    """
+    new = [Path(p) for p in paths if not Path(p).exists()]
+    try:
+        yield
+    except BaseException as error:
+        for path in new:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        if isinstance(error, OSError):
+            raise OutputError(f"could not write the output: {_reason(error)}") from error
+        raise
+
+
+def _reason(error: OSError, name_file: bool = True) -> str:
+    """An OSError as a short reason, e.g. ``No space left on device: /data/out.seg.nrrd``."""
+    text = error.strerror or str(error) or type(error).__name__
+    return f"{text}: {error.filename}" if error.filename and name_file else text
 
 
 @contextlib.contextmanager

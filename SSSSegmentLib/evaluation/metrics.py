@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
-from ..classes import BACKGROUND_LABEL
+from ..classes import BACKGROUND_LABEL, HEMORRHAGE_CLASSES
 
 _FACE_CONNECTED = ndimage.generate_binary_structure(3, 1)
 
@@ -42,6 +42,12 @@ def voxel_volume_ml(spacing_mm: Sequence[float]) -> float:
 def volume_ml(mask_zyx: np.ndarray, spacing_mm: Sequence[float]) -> float:
     """Volume of a boolean mask [k, j, i] in mL."""
     return float(np.count_nonzero(mask_zyx)) * voxel_volume_ml(spacing_mm)
+
+
+def class_volumes_ml(labels_zyx: np.ndarray, spacing_mm: Sequence[float]) -> dict[str, float]:
+    """Volume in mL of each hemorrhage class in a BHSD label map [k, j, i], keyed by class key (all five)."""
+    counts = np.bincount(np.asarray(labels_zyx, np.uint8).ravel(), minlength=256)
+    return {c.key: float(counts[c.label]) * voxel_volume_ml(spacing_mm) for c in HEMORRHAGE_CLASSES}
 
 
 def dice(pred_zyx: np.ndarray, true_zyx: np.ndarray) -> float:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..classes import HEMORRHAGE_CLASSES
+from ..evaluation.metrics import class_volumes_ml
 from ..progress import ProgressCallback, silent
 from ..volumes.geometry import CTVolume, Geometry
 from ..volumes.orientation import to_axial
@@ -43,12 +43,6 @@ class SegmentationResult:
     timings_s: dict[str, float] = field(default_factory=dict)
     encoder_batch_size: int = 0
     working_geometry: Geometry | None = None
-
-
-def class_volumes_ml(labels_zyx: np.ndarray, geometry: Geometry) -> dict[str, float]:
-    """Volume in mL of each hemorrhage class in a label map (K, J, I)."""
-    counts = np.bincount(labels_zyx.ravel(), minlength=7)
-    return {c.key: float(counts[c.label]) * geometry.voxel_volume_ml for c in HEMORRHAGE_CLASSES}
 
 
 def segment_volume(
@@ -122,7 +116,7 @@ def segment_axial(
     return SegmentationResult(
         labels_zyx=labels_zyx,
         geometry=volume.geometry,
-        volumes_ml=class_volumes_ml(labels_zyx, volume.geometry),
+        volumes_ml=class_volumes_ml(labels_zyx, volume.geometry.spacing_mm),
         prompt_set=prompt_set,
         timings_s=timings,
         encoder_batch_size=encoded.batch_size,

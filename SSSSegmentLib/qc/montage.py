@@ -75,12 +75,12 @@ def save_montage(
     for k in ks:
         rgb = render_slice(hu_zyx[k], window, None if labels_zyx is None else labels_zyx[k], spacing_mm)
         tiles.append(_captioned(_scaled(rgb, tile_px), f"k = {k}"))
-    grid = _grid(tiles, columns)
+    grid = tile_grid(tiles, columns)
     width = max(grid.shape[1], legend_min_width())  # a narrow grid is centred above a whole legend
-    grid = _pad(grid, grid.shape[0], width, x=(width - grid.shape[1]) // 2)
+    grid = pad_canvas(grid, grid.shape[0], width, x=(width - grid.shape[1]) // 2)
     parts = ([text_strip(title, grid.shape[1], TITLE_PX, font_px=16)] if title else []) + [grid]
     parts.append(render_legend(grid.shape[1]))
-    return _write_png(np.concatenate(parts, axis=0), out_png)
+    return write_png(np.concatenate(parts, axis=0), out_png)
 
 
 def save_side_by_side(panels: Sequence[tuple[str, np.ndarray]], out_png: Path) -> Path:
@@ -93,10 +93,10 @@ def save_side_by_side(panels: Sequence[tuple[str, np.ndarray]], out_png: Path) -
         raise ValueError("no panels to draw")
     columns = [_captioned(_as_rgb(image), title, above=True) for title, image in panels]
     height = max(c.shape[0] for c in columns)
-    padded = [_pad(c, height, c.shape[1] + MARGIN_PX) for c in columns]
+    padded = [pad_canvas(c, height, c.shape[1] + MARGIN_PX) for c in columns]
     row = np.concatenate(padded, axis=1)
-    framed = _pad(row, height + 2 * MARGIN_PX, row.shape[1] + MARGIN_PX, y=MARGIN_PX, x=MARGIN_PX)
-    return _write_png(framed, out_png)
+    framed = pad_canvas(row, height + 2 * MARGIN_PX, row.shape[1] + MARGIN_PX, y=MARGIN_PX, x=MARGIN_PX)
+    return write_png(framed, out_png)
 
 
 def _check_volume(hu_zyx: np.ndarray, labels_zyx: np.ndarray | None) -> None:
@@ -119,7 +119,7 @@ def _captioned(rgb: np.ndarray, caption: str, above: bool = False) -> np.ndarray
     return np.concatenate([strip, rgb] if above else [rgb, strip], axis=0)
 
 
-def _grid(tiles: list[np.ndarray], columns: int) -> np.ndarray:
+def tile_grid(tiles: list[np.ndarray], columns: int) -> np.ndarray:
     """Tiles (all the same shape) in rows of ``columns``, MARGIN_PX apart and around."""
     rows, cols = grid_shape(len(tiles), columns)
     tile_h, tile_w = tiles[0].shape[:2]
@@ -140,7 +140,7 @@ def _as_rgb(image: np.ndarray) -> np.ndarray:
     return image
 
 
-def _pad(rgb: np.ndarray, height: int, width: int, y: int = 0, x: int = 0) -> np.ndarray:
+def pad_canvas(rgb: np.ndarray, height: int, width: int, y: int = 0, x: int = 0) -> np.ndarray:
     """``rgb`` on a background canvas of (height, width), its top-left corner at row y, column x."""
     canvas = _blank(height, width)
     canvas[y : y + rgb.shape[0], x : x + rgb.shape[1]] = rgb
@@ -154,9 +154,10 @@ def _blank(height: int, width: int) -> np.ndarray:
     return canvas
 
 
-def _write_png(rgb: np.ndarray, out_png: Path) -> Path:
+def write_png(rgb: np.ndarray, out_png: Path, overwrite: bool = True) -> Path:
+    """Write an (H, W, 3) uint8 picture as PNG, atomically; an existing file only with ``overwrite``."""
     out_png = Path(out_png)
-    check_writable_output(out_png, overwrite=True)
+    check_writable_output(out_png, overwrite=overwrite)
     with atomic_path(out_png) as tmp:
         Image.fromarray(rgb).save(tmp, format="PNG")
     return out_png

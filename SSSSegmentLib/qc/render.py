@@ -7,7 +7,7 @@ Slices are 2D arrays indexed ``[j, i]`` (rows, columns) cut from ``[k, j, i]`` v
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +17,8 @@ from scipy import ndimage
 from ..classes import HEMORRHAGE_CLASSES
 
 BACKGROUND_RGB = (0, 0, 0)
+BRAIN_WINDOW = (40.0, 80.0)  # (level, width) in HU: W80/L40
+SUBDURAL_WINDOW = (60.0, 200.0)  # W200/L60, for thin extra-axial blood next to bone
 TEXT_RGB = (255, 255, 255)
 FONT_PX = 14
 _CROSS = ndimage.generate_binary_structure(2, 1)
@@ -33,6 +35,12 @@ class LegendEntry:
     @property
     def text(self) -> str:
         return f"{self.key}  {self.name}"
+
+    def text_with(self, volumes_ml: Mapping[str, float] | None) -> str:
+        """The legend line, with the class's volume (e.g. ``IPH  Intraparenchymal hemorrhage  12.30 mL``)."""
+        if volumes_ml is None:
+            return self.text
+        return f"{self.text}  {volumes_ml.get(self.key, 0.0):.2f} mL"
 
 
 def legend_entries() -> tuple[LegendEntry, ...]:
@@ -79,19 +87,20 @@ def render_slice(
     return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
 
 
-def legend_min_width(font_px: int = FONT_PX) -> int:
+def legend_min_width(font_px: int = FONT_PX, volumes_ml: Mapping[str, float] | None = None) -> int:
     """Narrowest legend (in pixels) that shows every entry whole, one per line."""
-    return max(width for _, width in _legend_items(font_px)) + font_px
+    return max(width for _, width in _legend_items(font_px, volumes_ml)) + font_px
 
 
-def render_legend(width: int, font_px: int = FONT_PX) -> np.ndarray:
+def render_legend(width: int, font_px: int = FONT_PX, volumes_ml: Mapping[str, float] | None = None) -> np.ndarray:
     """The class legend (swatch + "KEY  Full name" per class), wrapped to ``width`` pixels. (H, width, 3).
 
-    Entries wider than ``width`` (see :func:`legend_min_width`) are clipped.
+    With ``volumes_ml`` (class key -> mL) each entry ends with the class's volume. Entries wider
+    than ``width`` (see :func:`legend_min_width`) are clipped.
     """
     font, pad = text_font(font_px), font_px // 2
     swatch = font_px
-    items = _legend_items(font_px)
+    items = _legend_items(font_px, volumes_ml)
     positions, x, y = [], pad, pad
     for entry, item_width in items:
         if x > pad and x + item_width > width - pad:
@@ -102,14 +111,15 @@ def render_legend(width: int, font_px: int = FONT_PX) -> np.ndarray:
     draw = ImageDraw.Draw(image)
     for entry, x0, y0 in positions:
         draw.rectangle((x0, y0, x0 + swatch - 1, y0 + swatch - 1), fill=entry.color_rgb)
-        draw.text((x0 + swatch + pad, y0 + swatch // 2), entry.text, fill=TEXT_RGB, font=font, anchor="lm")
+        draw.text((x0 + swatch + pad, y0 + swatch // 2), entry.text_with(volumes_ml), fill=TEXT_RGB, font=font,
+                  anchor="lm")
     return np.asarray(image)
 
 
-def _legend_items(font_px: int) -> list[tuple[LegendEntry, int]]:
+def _legend_items(font_px: int, volumes_ml: Mapping[str, float] | None = None) -> list[tuple[LegendEntry, int]]:
     """Each legend entry with its drawn width (swatch, gap, text) in pixels."""
     font = text_font(font_px)
-    return [(e, font_px + font_px // 2 + _text_width(e.text, font)) for e in legend_entries()]
+    return [(e, font_px + font_px // 2 + _text_width(e.text_with(volumes_ml), font)) for e in legend_entries()]
 
 
 def text_strip(text: str, width: int, height: int, font_px: int = FONT_PX) -> np.ndarray:
