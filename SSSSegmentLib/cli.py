@@ -93,11 +93,18 @@ def _parser() -> argparse.ArgumentParser:
     ph.add_argument("--realism-cases", type=int, default=24,
                     help="cases measured for OUTDIR/realism.md, spread over the set (default 24)")
 
-    ev = sub.add_parser("evaluate", help="compare predicted label maps with ground truth")
-    ev.add_argument("pred_dir", type=Path)
-    ev.add_argument("gt_dir", type=Path)
+    ev = sub.add_parser(
+        "evaluate", help="compare predicted label maps with ground truth",
+        description="Score every truth label map in GT_DIR against its prediction in PRED_DIR (Dice, HD95, "
+                    "volume error, detection) and write one CSV row per case and class.",
+        epilog="Files are matched by case name: the file name without its label extension (.seg.nrrd, .nrrd, "
+               ".nii.gz, .nii) and without one trailing _pred or _seg. So PRED_DIR/case01_pred.seg.nrrd is "
+               "scored against GT_DIR/case01.nii.gz or GT_DIR/case01_seg.nii.gz. Every truth case needs a "
+               "prediction; predictions without truth are counted and ignored.")
+    ev.add_argument("pred_dir", type=Path, help="folder of predicted label maps")
+    ev.add_argument("gt_dir", type=Path, help="folder of ground-truth label maps")
     ev.add_argument("--csv", type=Path, help="per-case CSV (default: PRED_DIR/evaluation.csv)")
-    ev.add_argument("--overwrite", action="store_true")
+    ev.add_argument("--overwrite", action="store_true", help="replace an existing CSV")
 
     # `train` has its own parser (SSSSegmentLib.training.entry); listed here for the help text.
     sub.add_parser("train", help="train or fine-tune a model (sssseg train --config CONFIG.yaml [--resume])",
@@ -181,12 +188,9 @@ def _cmd_phantoms(args: argparse.Namespace, out: Reporter) -> int:
 
 def _cmd_evaluate(args: argparse.Namespace, out: Reporter) -> int:
     from .evaluation import run_evaluation
-    from .fsutil import check_writable_output
 
     csv_path = args.csv or args.pred_dir / "evaluation.csv"
-    check_writable_output(csv_path, args.overwrite)
-    print(run_evaluation(args.pred_dir, args.gt_dir, csv_path))
-    print(f"per-case results: {csv_path}")
+    print(run_evaluation(args.pred_dir, args.gt_dir, csv_path, overwrite=args.overwrite))
     return 0
 
 

@@ -64,6 +64,32 @@ def test_evaluate_scores_a_known_imperfect_prediction(tmp_path: Path, capsys):
     assert rows["IVH"]["dice"] == rows["SAH"]["dice"] == "nan"
 
 
+def test_evaluate_overwrite_replaces_the_csv_which_is_named_once(tmp_path: Path, capsys):
+    geometry = Geometry((1.0, 1.0, 2.0))
+    labels = np.zeros((2, 6, 6), np.uint8)
+    labels[1, 2:4, 2:4] = 2
+    for folder, name in (("truth", "case7.nii.gz"), ("pred", "case7_pred.seg.nrrd")):
+        (tmp_path / folder).mkdir()
+        write_labelmap(tmp_path / folder / name, labels, geometry)
+    csv_path = tmp_path / "pred" / "evaluation.csv"
+    csv_path.write_text("an earlier result")
+    args = ["evaluate", str(tmp_path / "pred"), str(tmp_path / "truth")]
+    assert main(args) == 4 and csv_path.read_text() == "an earlier result"
+    assert "--overwrite" in capsys.readouterr().err
+    assert main([*args, "--overwrite"]) == 0
+    assert capsys.readouterr().out.count(str(csv_path)) == 1
+    with open(csv_path, newline="") as fh:
+        rows = {r["class"]: r for r in csv.DictReader(fh)}
+    assert rows["IPH"]["case"] == "case7" and float(rows["IPH"]["dice"]) == 1.0
+
+
+def test_evaluate_help_says_how_predictions_are_matched_to_truth(capsys):
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "matched by case name" in text and "case01_pred.seg.nrrd" in text and "case01.nii.gz" in text
+
+
 def test_phantoms_refuses_a_non_empty_folder(tmp_path: Path, capsys):
     (tmp_path / "mine.txt").write_text("user data")
     assert main(["phantoms", str(tmp_path), "--n", "1"]) == 4
