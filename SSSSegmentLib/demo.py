@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 
 from .errors import OutputError
+from .qc.render import BRAIN_WINDOW
 
 # Demo phantoms use seeds >= 90,000,000, never used for training (training cases take their seeds
 # from SeedSequence spawns of small master seeds; see configs/), so the demo segments an unseen case.
 # The default shows three bleed types at once (IVH, SAH, SDH); `--seed` picks any other.
 DEMO_SEED = 90_000_004
 _DEMO_MARKER = ".sssseg-demo"
-BRAIN_WINDOW = (40.0, 80.0)
 
 
 def _best_slice(labels_zyx: np.ndarray) -> int:
@@ -68,14 +68,15 @@ def run_demo(
     weights of ``tiny`` when none is installed (the report says so).
 
     Writes into ``out_dir``: ``phantom_ct.nrrd`` (open it in Slicer), ``prediction.seg.nrrd``,
-    ``truth.seg.nrrd``, ``prediction.png`` and ``truth.png`` (QC montages at the brain window).
+    ``truth.seg.nrrd``, ``prediction.png`` and ``truth.png``: QC pictures (``qc.case_picture``) of
+    the same slices, every slice with a finding in either, so the two can be compared side by side.
     """
     import time
 
     from . import api
     from .evaluation import evaluate_case
     from .phantoms import generate_phantom
-    from .qc.montage import save_montage
+    from .qc.case_picture import qc_slices, save_case_qc
     from .volumes import write_labelmap, write_volume
 
     seed = DEMO_SEED if seed is None else seed
@@ -94,10 +95,13 @@ def run_demo(
     write_volume(out_dir / "phantom_ct.nrrd", volume, overwrite=True)
     write_labelmap(out_dir / "prediction.seg.nrrd", result.labels_zyx, volume.geometry, overwrite=True)
     write_labelmap(out_dir / "truth.seg.nrrd", phantom.labels_zyx, volume.geometry, overwrite=True)
-    save_montage(volume.hu_zyx, out_dir / "prediction.png", result.labels_zyx, title="prediction", spacing_mm=spacing)
-    save_montage(volume.hu_zyx, out_dir / "truth.png", phantom.labels_zyx, title="ground truth", spacing_mm=spacing)
+    slices = qc_slices(volume, result.labels_zyx, phantom.labels_zyx)
+    for name, labels in (("prediction", result.labels_zyx), ("ground truth", phantom.labels_zyx)):
+        save_case_qc(volume, labels, out_dir / f"{name.split()[-1]}.png", f"{name}, phantom seed {seed}", slices)
     case = evaluate_case(result.labels_zyx, phantom.labels_zyx, spacing, case_id=f"phantom-{seed}")
-    return _demo_report(case, result.volumes_ml, loaded, seed, volume.shape_zyx, seconds, out_dir)
+    report = _demo_report(case, result.volumes_ml, loaded, seed, volume.shape_zyx, seconds, out_dir)
+    return report + (f"\nprediction.png and truth.png show the same {len(slices)} slice(s): "
+                     f"{', '.join(str(k) for k in slices)}")
 
 
 def _demo_report(case, volumes_ml, loaded, seed, shape, seconds, out_dir) -> str:  # noqa: ANN001

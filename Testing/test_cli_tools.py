@@ -111,6 +111,8 @@ def test_demo_writes_its_files_and_reruns_but_never_into_user_folders(tmp_path: 
         assert (out / name).is_file(), name
     assert "Dice" in report and "pred mL" in report and f"phantom seed {DEMO_SEED}" in report
     assert read_volume(out / "phantom_ct.nrrd").shape_zyx[1:] == (96, 96)
+    _assert_same_slices(out / "prediction.png", out / "truth.png")
+    assert "prediction.png and truth.png show the same" in report
     stamp = (out / "truth.seg.nrrd").stat().st_mtime_ns
     assert main(["demo", "--out", str(out), "--device", "cpu"]) == 0  # its own folder: rerun is fine
     assert (out / "truth.seg.nrrd").stat().st_mtime_ns > stamp  # the files were replaced
@@ -119,3 +121,14 @@ def test_demo_writes_its_files_and_reruns_but_never_into_user_folders(tmp_path: 
     (user / "scan.nrrd").write_text("precious")
     assert main(["demo", "--out", str(user)]) == 4
     assert sorted(p.name for p in user.iterdir()) == ["scan.nrrd"]
+
+
+def _assert_same_slices(first: Path, second: Path) -> None:
+    """Two QC pictures of one CT show the same slices: same size, and wherever both show plain grey
+    (CT, not an outline, title or legend colour) in the middle half of their height, the same grey."""
+    a, b = (np.asarray(Image.open(p).convert("RGB")).astype(int) for p in (first, second))
+    assert a.shape == b.shape
+    rows = slice(a.shape[0] // 4, 3 * a.shape[0] // 4)
+    a, b = a[rows], b[rows]
+    grey = (a.max(axis=-1) == a.min(axis=-1)) & (b.max(axis=-1) == b.min(axis=-1)) & (a[..., 0] > 0)
+    assert grey.sum() > 10_000 and np.array_equal(a[grey], b[grey])

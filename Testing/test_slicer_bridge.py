@@ -6,6 +6,7 @@ with the engine's own writer, so the whole volume node -> engine -> segmentation
 
 from __future__ import annotations
 
+import csv
 import os
 import subprocess
 import sys
@@ -217,6 +218,9 @@ def test_segment_command_and_device_mapping(tmp_path: Path) -> None:
         engine_device("tpu")
     with pytest.raises(InputError, match="model file not found"):
         segment_command(tmp_path / "in.nrrd", tmp_path / "o.seg.nrrd", SegmentOptions(checkpoint="/nope.pt"))
+    with_qc = segment_command(tmp_path / "in.nrrd", tmp_path / "o.seg.nrrd", SegmentOptions(),
+                              qc_png=tmp_path / "o.png")
+    assert with_qc[with_qc.index("--qc") + 1] == str(tmp_path / "o.png") and "--qc" not in command
 
 
 def test_pip_recipe_matches_the_project_pins() -> None:
@@ -277,7 +281,11 @@ labels = np.zeros(hu.shape, np.uint8)
 labels[hu > 50] = 2
 labels[hu > 90] = 4
 write_labelmap(dst, labels, Geometry.from_sitk(image), overwrite=True)
-print(json.dumps({"event": "done", "outputs": [dst], "volumes_ml": {"IPH": float((labels == 2).sum())}}))
+outputs = [dst]
+if "--qc" in args:
+    outputs.append(args[args.index("--qc") + 1])
+    open(outputs[-1], "wb").write(b"a QC picture")
+print(json.dumps({"event": "done", "outputs": outputs, "volumes_ml": {"IPH": float((labels == 2).sum())}}))
 """
 
 
@@ -343,12 +351,21 @@ def test_segment_files_writes_outputs_and_a_volume_table(tmp_path: Path, fake_sp
     results = segment_files([good, bad, tmp_path / "missing.nrrd"], out, spawn=fake_spawn)
     assert [r.ok for r in results] == [True, False, False]
     assert (out / "case_a.seg.nrrd").is_file() and not (out / "case_b.seg.nrrd").exists()
-    rows = (out / VOLUMES_CSV).read_text().splitlines()
-    assert rows[0].split(",")[:3] == ["input", "output", "EDH_ml"]
-    assert "12.000" in rows[1] and "not a CT volume" in rows[2] and "does not exist" in rows[3]
+    assert (out / "case_a.qc.png").read_bytes() == b"a QC picture"  # QC pictures are on by default
+    assert [r.qc_path for r in results] == [str(out / "case_a.qc.png"), "", ""]
+    with open(out / VOLUMES_CSV, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0])[:3] == ["input", "output", "EDH_ml"] and rows[0]["qc"] == str(out / "case_a.qc.png")
+    assert rows[0]["IPH_ml"] == "12.000" and "not a CT volume" in rows[1]["error"]
+    assert "does not exist" in rows[2]["error"]
     assert case_name(good) == "case_a"
     with pytest.raises(OutputError, match="exists"):
         segment_files([good], out, spawn=fake_spawn)  # volumes.csv is not overwritten by default
+    quiet = tmp_path / "no_qc"
+    quiet.mkdir()
+    (result,) = segment_files([good], quiet, spawn=fake_spawn, qc=False)
+    assert result.ok and result.qc_path == "" and sorted(p.name for p in quiet.iterdir()) == [
+        "case_a.seg.nrrd", VOLUMES_CSV]
 
 
 def test_install_packages_sets_sam2_env_only_for_its_step(monkeypatch) -> None:  # noqa: ANN001
@@ -480,6 +497,17 @@ def test_logic_defaults_to_the_installed_bundled_model(module_py, tmp_path: Path
         assert job.options.preset is None and job.options.checkpoint is None and not job.options.allow_untrained
     finally:
         job.cancel()
+
+
+def test_logic_batch_writes_qc_pictures_by_default(module_py, monkeypatch, tmp_path: Path) -> None:  # noqa: ANN001
+    from SSSSegmentLib.slicer_bridge import batch
+
+    seen: list[bool] = []
+    monkeypatch.setattr(batch, "segment_files", lambda *args, qc, **kwargs: seen.append(qc) or [])
+    logic = module_py.SSSSegmentLogic()
+    logic.segmentFiles([tmp_path / "ct.nrrd"], tmp_path)
+    logic.segmentFiles([tmp_path / "ct.nrrd"], tmp_path, qc=False)
+    assert seen == [True, False]
 
 
 def _write(path: Path, data: bytes) -> Path:

@@ -1,7 +1,8 @@
 """Batch segmentation of files from Slicer's console: one engine child per input, one CSV of volumes.
 
-Each input (a CT file or a DICOM folder) gives ``<name>.seg.nrrd`` in the output folder; the
-per-class volumes (mL) of every case go to ``volumes.csv``. A failing case is recorded (its row
+Each input (a CT file or a DICOM folder) gives ``<name>.seg.nrrd`` and, unless turned off, its QC
+picture ``<name>.qc.png`` (:mod:`..qc.case_picture`) in the output folder; the per-class volumes (mL)
+of every case go to ``volumes.csv``. A failing case is recorded (its row
 says why) and the batch goes on; a cancel stops it.
 """
 
@@ -21,16 +22,18 @@ from ..volumes.io import ITK_VOLUME_SUFFIXES, full_suffix
 from .engine import SegmentOptions, engine_environment, segment_command
 
 VOLUMES_CSV = "volumes.csv"
+QC_SUFFIX = ".qc.png"
 
 
 @dataclass(frozen=True)
 class CaseResult:
-    """One input of a batch: where its segmentation went, its volumes (mL) or why it failed."""
+    """One input of a batch: where its segmentation and QC picture went, its volumes (mL) or why it failed."""
 
     input_path: str
     output_path: str
     volumes_ml: dict[str, float] = field(default_factory=dict)
     error: str = ""
+    qc_path: str = ""
 
     @property
     def ok(self) -> bool:
@@ -55,9 +58,11 @@ def segment_files(
     should_cancel: Callable[[], bool] | None = None,
     spawn: Spawn = subprocess.Popen,
     python: str | None = None,
+    qc: bool = True,
 ) -> list[CaseResult]:
     """Segment every input into ``output_dir/<name>.seg.nrrd``; write ``output_dir/volumes.csv``.
 
+    ``qc`` (default True): also ``output_dir/<name>.qc.png``, the case's QC picture.
     ``options.overwrite`` False (the default here) refuses to replace existing outputs.
     ``on_event(case name, event)`` sees every engine event. Raises OutputError when the output
     folder is unusable or two inputs share a name, Cancelled when ``should_cancel()`` turns true.
@@ -71,20 +76,21 @@ def segment_files(
         raise OutputError(f"two inputs would write the same output name: {sorted(names)}")
     check_writable_output(output_dir / VOLUMES_CSV, overwrite=options.overwrite)
     results = [
-        _segment_one(Path(p), output_dir / f"{n}.seg.nrrd", options, on_event, should_cancel, spawn, python)
+        _segment_one(Path(p), output_dir / f"{n}.seg.nrrd", output_dir / f"{n}{QC_SUFFIX}" if qc else None,
+                     options, on_event, should_cancel, spawn, python)
         for p, n in zip(paths, names, strict=True)
     ]
     write_volumes_csv(results, output_dir / VOLUMES_CSV, overwrite=options.overwrite)
     return results
 
 
-def _segment_one(path: Path, output: Path, options: SegmentOptions, on_event, should_cancel,  # noqa: ANN001
-                 spawn: Spawn, python: str | None) -> CaseResult:
+def _segment_one(path: Path, output: Path, qc_png: Path | None, options: SegmentOptions,
+                 on_event, should_cancel, spawn: Spawn, python: str | None) -> CaseResult:  # noqa: ANN001
     name = output.name
     try:
         if not path.exists():
             raise InputError(f"input does not exist: {path}")
-        command = segment_command(path, output, options, python=python)
+        command = segment_command(path, output, options, python=python, qc_png=qc_png)
         runner = ChildProcessRunner(command, env=engine_environment(), spawn=spawn)
         callback = None if on_event is None else (lambda event: on_event(name, event))
         done = run_to_completion(runner, callback, poll_interval_s=0.05, should_cancel=should_cancel)
@@ -92,18 +98,19 @@ def _segment_one(path: Path, output: Path, options: SegmentOptions, on_event, sh
         raise
     except SSSSegError as exc:  # this case failed (bad input, engine error): record it, go on
         return CaseResult(str(path), str(output), error=str(exc))
-    return CaseResult(str(path), str(output), dict(done.volumes_ml))
+    qc_written = str(qc_png) if qc_png is not None and str(qc_png) in done.outputs else ""
+    return CaseResult(str(path), str(output), dict(done.volumes_ml), qc_path=qc_written)
 
 
 def write_volumes_csv(results: Sequence[CaseResult], path: Path, overwrite: bool = False) -> Path:
-    """One row per case: input, output, one column ``<KEY>_ml`` per class, and an error column."""
+    """One row per case: input, output, one column ``<KEY>_ml`` per class, the QC picture, and an error column."""
     check_writable_output(path, overwrite=overwrite)
     keys = [c.key for c in HEMORRHAGE_CLASSES]
-    columns = ["input", "output", *[f"{k}_ml" for k in keys], "error"]
+    columns = ["input", "output", *[f"{k}_ml" for k in keys], "qc", "error"]
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(columns)
         for r in results:
             volumes = [f"{r.volumes_ml[k]:.3f}" if k in r.volumes_ml else "" for k in keys]
-            writer.writerow([r.input_path, r.output_path if r.ok else "", *volumes, r.error])
+            writer.writerow([r.input_path, r.output_path if r.ok else "", *volumes, r.qc_path, r.error])
     return path
