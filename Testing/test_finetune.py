@@ -1,0 +1,163 @@
+"""``sssseg finetune``: site split, the sss run from the active model, a full disk, SIGKILL and
+resume, registration and the gate (tiny phantoms, a few CPU steps)."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import yaml
+
+from SSSSegmentLib.bundled_models import bundled_model_path
+from SSSSegmentLib.errors import OutputError
+from SSSSegmentLib.finetune import FinetuneRequest, run_finetune
+from SSSSegmentLib.fsutil import file_sha256
+from SSSSegmentLib.registry import GateRule, ModelRegistry, SiteMetrics
+
+QUICK = {"batch_labeled": 1, "batch_unlabeled": 2, "max_prompts": 2, "warmup_steps": 1, "log_every": 1,
+         "checkpoint_every": 1, "val_every": 2, "freeze_encoder": True}
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    """A site folder (3 corrected cases with bleeds + 1 confirmed normal) and 1 unlabeled scan."""
+    from SSSSegmentLib.datasets import read_dataset_index
+    from SSSSegmentLib.phantoms import PhantomConfig, write_dataset
+    from SSSSegmentLib.site_data import add_site_case
+    from SSSSegmentLib.training.cases import read_case
+
+    root = tmp_path_factory.mktemp("site")
+    small = {"matrix": 96, "num_slices": 8}
+    write_dataset(root / "bleeds", 4, seed=5, labeled_fraction=1.0,
+                  config=PhantomConfig(**small, lesion_keys=("IPH", "SDH"), lesion_size_quantiles=(0.6, 1.0)))
+    write_dataset(root / "normal", 1, seed=9, labeled_fraction=1.0, config=PhantomConfig(**small, lesion_keys=()))
+    cases = list(read_dataset_index(root / "bleeds").labeled)
+    for case in (*cases[:3], *read_dataset_index(root / "normal").labeled):
+        volume, labels = read_case(case)
+        add_site_case(root / "site", volume.hu_zyx, volume.geometry, labels)
+    (root / "unlabeled").mkdir()
+    shutil.copy(cases[3].image, root / "unlabeled" / "scan.nii.gz")
+    return SimpleNamespace(dir=root / "site", unlabeled=root / "unlabeled")
+
+
+def _request(site: SimpleNamespace, registry: Path, **changes: object) -> FinetuneRequest:
+    values = {"site_dir": site.dir, "registry_dir": registry, "unlabeled_dir": site.unlabeled, "steps": 2,
+              "device": "cpu", "overrides": QUICK, **changes}
+    return FinetuneRequest(**values)
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, timeout_s: float = 240) -> None:
+    end = time.monotonic() + timeout_s
+    while not path.exists():
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.monotonic() < end, f"{path} never appeared"
+        time.sleep(0.1)
+
+
+def test_full_disk_then_sigkill_then_resume_ends_with_a_valid_registry(
+        site: SimpleNamespace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    registry_dir = tmp_path / "registry"
+    work = registry_dir / "work"
+
+    def disk_full(*_args: object, **_kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    # 1. The disk fills at the first checkpoint: a clear message, the active model intact.
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(OutputError, match="the disk is full. Nothing was switched: the active model is unchanged"):
+        run_finetune(_request(site, registry_dir))
+    monkeypatch.undo()
+    registry = ModelRegistry(registry_dir)
+    bundled = registry.active()
+    assert bundled.version == "v0001" and bundled.source == "bundled tiny model"
+    assert file_sha256(bundled.model_path) == file_sha256(bundled_model_path("tiny"))
+    assert not (work / "train" / "train_state.pt").exists() and not list((work / "train").glob(".*"))
+
+    # 2. Resumed in a child process, SIGKILLed right after its first checkpoint.
+    config = tmp_path / "finetune.yaml"
+    config.write_text(yaml.safe_dump(QUICK))
+    cmd = [sys.executable, "-m", "SSSSegmentLib.cli", "finetune", "--site", str(site.dir), "--unlabeled",
+           str(site.unlabeled), "--registry", str(registry_dir), "--steps", "2", "--resume", "--device", "cpu",
+           "--train-config", str(config), "--progress", "none"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _wait_for(work / "train" / "train_state.pt", proc)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert [v.version for v in registry.versions()] == ["v0001"] and registry.active().version == "v0001"
+    # What a kill during a write leaves: a partial temp file beside the state, a half-copied version.
+    (work / "train" / ".train_state.x1y2.pt").write_bytes(b"PK\x03\x04 partial")
+    (registry_dir / "versions" / ".incoming-dead").mkdir()
+    (registry_dir / "versions" / ".incoming-dead" / "model.safetensors").write_bytes(b"partial")
+
+    # 3. --resume finishes the run, registers it once and applies the gate.
+    result = run_finetune(_request(site, registry_dir, resume=True))
+    new = result.version
+    assert result.steps_done == 2 and new.version == "v0002" and new.base == "v0001"
+    assert [v.version for v in registry.versions()] == ["v0001", "v0002"]
+    assert new.data_counts == {"labeled_train": 3, "heldout": 1, "normal": 1, "unlabeled": 1}
+    assert new.config["method"] == "sss" and new.config["init_checkpoint"] == str(bundled.model_path)
+    assert new.sha256 == file_sha256(new.model_path)
+    site_figures = SiteMetrics.from_dict(new.metrics["site"])
+    active_figures = SiteMetrics.from_dict(new.metrics["active_site"])
+    assert 0.0 <= site_figures.dice_present <= 1.0 and site_figures.normal_cases == 1
+    expected = GateRule().decide(site_figures, active_figures).passed
+    assert new.metrics["gate_passed"] == expected
+    assert registry.active().version == ("v0002" if expected else "v0001")
+    log = [json.loads(line) for line in (result.run_dir / "train" / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log if "loss" in r] == [1, 2]  # no step lost or repeated
+    assert any("val_mean_dice" in r for r in log)
+    assert not work.exists() and result.run_dir.parent == registry_dir / "runs"
+
+
+def _fake_training(final: Path):  # noqa: ANN202
+    def run_training(config, resume=False, progress=None):  # noqa: ANN001, ANN202
+        return SimpleNamespace(final_checkpoint=final, steps_done=config.steps)
+    return run_training
+
+
+def test_gate_keeps_the_active_model_when_worse_and_switches_when_better(
+        site: SimpleNamespace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import SSSSegmentLib.finetune.run as ft_run
+    import SSSSegmentLib.training as training
+
+    final = tmp_path / "final.safetensors"
+    shutil.copy(bundled_model_path("tiny"), final)
+    monkeypatch.setattr(training, "run_training", _fake_training(final))
+    registry = ModelRegistry(tmp_path / "registry")
+    active_figures = SiteMetrics(0.60, 1.0, 1, 1)
+    for new_figures, active_after in ((SiteMetrics(0.55, 0.5, 1, 1), "v0001"),   # lower Dice: kept
+                                      (SiteMetrics(0.70, 2.0, 1, 1), "v0001"),   # more bleed on normal: kept
+                                      (SiteMetrics(0.61, 0.9, 1, 1), "v0004")):  # better: switched
+        def figures(path: Path, plan: object, device: str, new: SiteMetrics = new_figures) -> SiteMetrics:
+            return new if path == final else active_figures
+
+        monkeypatch.setattr(ft_run, "_metrics_of", figures)
+        result = run_finetune(_request(site, registry.root))
+        assert registry.active().version == active_after == result.active
+        assert result.version.metrics["gate_passed"] == (active_after == result.version.version)
+    assert [v.version for v in registry.versions()] == ["v0001", "v0002", "v0003", "v0004"]
+    assert "lower" in registry.get("v0002").metrics["gate_reasons"][0]
+    assert "more" in registry.get("v0003").metrics["gate_reasons"][1]
+    assert registry.rollback().version == "v0001"
+
+
+def test_finetune_refuses_bad_requests(site: SimpleNamespace, tmp_path: Path) -> None:
+    from SSSSegmentLib.cli import main
+
+    registry = tmp_path / "registry"
+    assert main(["finetune", "--site", str(tmp_path / "nothing"), "--registry", str(registry)]) == 2
+    assert main(["finetune", "--site", str(site.dir), "--registry", str(registry), "--resume"]) == 2
+    assert main(["finetune", "--site", str(site.dir), "--registry", str(registry), "--base", "v0042"]) == 2
