@@ -62,7 +62,7 @@ def test_each_method_reduces_its_loss_on_a_fixed_batch(tiny_dataset: Path, tmp_p
         loss.backward()
         run.optimizer.step()
         run.optimizer.zero_grad()
-        losses.append(float(loss))
+        losses.append(loss.item())
         if method != "supervised":
             assert 0.0 <= float(stats["mask_ratio"]) <= 1.0
     assert np.mean(losses[-2:]) < 0.9 * np.mean(losses[:2]), losses

@@ -20,7 +20,9 @@ echo "[setup] pinned requirements"
 echo "[setup] sam2 1.1.0 without build isolation, deps or CUDA extension"
 SAM2_BUILD_CUDA=0 "${PIP[@]}" install -q --no-build-isolation --no-deps sam2==1.1.0
 echo "[setup] SSSSegment (editable)"
-"${PIP[@]}" install -q --no-build-isolation --no-deps -e .
+# setuptools prints an "Editable installation" InformationOnly box for every editable install;
+# silence that one message only (PYTHONWARNINGS matches the start of the message).
+PYTHONWARNINGS="ignore:Editable installation" "${PIP[@]}" install -q --no-build-isolation --no-deps -e .
 "$VENV/bin/python" -c "import torch, sam2, SimpleITK, SSSSegmentLib; print('[setup] ok: torch', torch.__version__)"
 rm -f "$VENV"/.sssseg-setup-*
 touch "$STAMP"
