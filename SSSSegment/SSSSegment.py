@@ -9,7 +9,6 @@ All computation lives in ``SSSSegmentLib``; see docs/slicer.md.
 # No "from __future__ import annotations": parameterNodeWrapper reads the real annotation objects.
 
 import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -277,18 +276,48 @@ class SSSSegmentLogic(ScriptedLoadableModuleLogic):
         return SSSSegmentParameterNode(super().getParameterNode())
 
     @staticmethod
-    def modelDirectory() -> Path:
-        """Where imported models are kept: $SSSSEG_MODEL_DIR, else beside Slicer's settings."""
-        if os.environ.get("SSSSEG_MODEL_DIR"):
-            return Path(os.environ["SSSSEG_MODEL_DIR"])
-        return Path(slicer.app.slicerUserSettingsFilePath).parent / "SSSSegment" / "models"
+    def registryDirectory():
+        """The model registry the engine reads too ($SSSSEG_REGISTRY, else the user data folder;
+        None when $SSSSEG_REGISTRY is set empty). See ``SSSSegmentLib.registry``."""
+        from SSSSegmentLib.registry import default_registry_dir
+
+        return default_registry_dir()
 
     def installedModels(self) -> list:
-        """The models usable offline (``InstalledModel``), the default first: the bundled models that
-        are installed (best first), then the files imported into :meth:`modelDirectory`."""
+        """The models usable offline (``InstalledModel``), the default first: the registry's active
+        version, the bundled models (best first), the other registry versions, imported SAM-2 weights."""
         from SSSSegmentLib.slicer_bridge.checkpoints import installed_models
 
-        return installed_models(self.modelDirectory())
+        return installed_models(self.registryDirectory())
+
+    def activateModel(self, version=None):
+        """Make a registry version the active model; ``None``: roll back to the previously active one."""
+        from SSSSegmentLib.registry import ModelRegistry
+
+        return ModelRegistry(self._requireRegistry()).rollback(version)
+
+    def addToSiteTrainingSet(self, volumeNode, segmentationNode, siteDir=None):
+        """Save the CT and our five segments of ``segmentationNode`` (all empty = a confirmed-normal
+        scan) into the site folder (``siteDir``, default ``site_data.default_site_dir()``),
+        de-identified; returns the ``SiteCase``."""
+        from SSSSegmentLib.errors import InputError
+        from SSSSegmentLib.site_data import add_site_case, default_site_dir
+        from SSSSegmentLib.slicer_bridge.segmentations import segmentation_to_labelmap
+        from SSSSegmentLib.slicer_bridge.volume_nodes import volume_node_to_ct
+
+        if volumeNode is None or segmentationNode is None:
+            raise InputError("select the head CT and its corrected segmentation first")
+        ct = volume_node_to_ct(volumeNode)
+        labels = segmentation_to_labelmap(segmentationNode, ct.geometry, ct.shape_zyx)
+        return add_site_case(Path(siteDir) if siteDir else default_site_dir(), ct.hu_zyx, ct.geometry, labels)
+
+    def _requireRegistry(self) -> Path:
+        from SSSSegmentLib.errors import InputError
+
+        folder = self.registryDirectory()
+        if folder is None:
+            raise InputError("the model registry is turned off ($SSSSEG_REGISTRY is set empty)")
+        return folder
 
     def segmentVolume(self, volumeNode, segmentationNode=None, preset=None, device="auto", checkpoint=None,
                       wait=False, progressCallback=None, allowUntrained=False):
@@ -340,10 +369,11 @@ class SSSSegmentLogic(ScriptedLoadableModuleLogic):
         return results
 
     def importCheckpoint(self, path, expectedSha256=None) -> Path:
-        """Verify (SHA-256) and copy a model file into :meth:`modelDirectory`; return the copy."""
+        """Verify a model file (SHA-256 if given; an SSS checkpoint's format and weights) and import it
+        into the model registry (:meth:`registryDirectory`); return the stored file."""
         from SSSSegmentLib.slicer_bridge.checkpoints import import_checkpoint
 
-        return import_checkpoint(Path(path), self.modelDirectory(), expectedSha256)
+        return import_checkpoint(Path(path), self._requireRegistry(), expectedSha256)
 
     def setShow3D(self, segmentationNode, show: bool) -> None:
         """Show (build closed surfaces) or hide the segmentation in 3D views."""

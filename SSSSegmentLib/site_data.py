@@ -31,6 +31,7 @@ from .fsutil import atomic_path
 from .volumes.geometry import CTVolume, Geometry
 
 SITE_FORMAT = "sssseg-site-v1"
+SITE_ENV = "SSSSEG_SITE_DIR"
 _NAME_RE = re.compile(r"^site_(\d{4,})\.nrrd$")
 _MAX_LABEL = max(c.label for c in HEMORRHAGE_CLASSES)
 
@@ -43,6 +44,17 @@ class SiteCase:
     image: Path
     label: Path
     normal: bool
+
+
+def default_site_dir() -> Path:
+    """Where Slicer's "Add to site training set" writes: ``$SSSSEG_SITE_DIR``, else ``site`` beside
+    the model registry's default folder (``<user data dir>/sssseg/site``)."""
+    import os
+
+    from .registry.location import user_data_dir
+
+    value = os.environ.get(SITE_ENV, "").strip()
+    return Path(value).expanduser() if value else user_data_dir() / "sssseg" / "site"
 
 
 def read_site_manifest(site_dir: Path | str) -> dict:

@@ -188,24 +188,26 @@ def test_default_options_let_the_engine_pick_the_bundled_model(tmp_path: Path) -
     assert "--preset" not in command and "--checkpoint" not in command and "--untrained" not in command
 
 
-def test_installed_models_list_bundled_presets_with_a_file_then_imported_files(tmp_path: Path) -> None:
-    from SSSSegmentLib.bundled_models import installed_bundled_presets
+def test_installed_models_list_the_active_version_bundled_presets_versions_then_sam2_files(tmp_path: Path) -> None:
+    from SSSSegmentLib.bundled_models import bundled_model_path, installed_bundled_presets
+    from SSSSegmentLib.registry import ModelRegistry
     from SSSSegmentLib.slicer_bridge.checkpoints import installed_models
 
     models = installed_models(None)
     assert [m.key for m in models] == installed_bundled_presets() == ["tiny"]
     assert models[0].bundled and models[0].preset == "tiny" and models[0].checkpoint is None
-    folder = tmp_path / "models"
-    folder.mkdir()
-    (folder / "site_v3.safetensors").write_bytes(b"w" * 10)
-    (folder / "sam2.1_hiera_small.pt").write_bytes(b"w" * 10)
-    (folder / "notes.txt").write_text("not a model")
-    (folder / "empty.safetensors").write_bytes(b"")
-    models = installed_models(folder)
-    imported = [str(folder / "sam2.1_hiera_small.pt"), str(folder / "site_v3.safetensors")]
-    assert [m.key for m in models] == ["tiny", *imported]
-    assert all(m.preset is None and m.checkpoint == m.key for m in models[1:])
-    assert installed_models(tmp_path / "no_such_folder") == models[:1]
+    registry = ModelRegistry(tmp_path / "registry")
+    assert installed_models(registry.root) == models  # no registry yet
+    first = registry.import_checkpoint(bundled_model_path("tiny"))
+    second = registry.import_checkpoint(bundled_model_path("tiny"), activate=True)
+    (registry.root / "sam2").mkdir()
+    (registry.root / "sam2" / "sam2.1_hiera_small.pt").write_bytes(b"w" * 10)
+    (registry.root / "sam2" / "notes.txt").write_text("not a model")
+    listed = installed_models(registry.root)
+    assert [m.key for m in listed] == [str(second.model_path), "tiny", str(first.model_path),
+                                       str(registry.root / "sam2" / "sam2.1_hiera_small.pt")]
+    assert listed[0].label == "v0002 (active site model): imported sss_tiny.safetensors"
+    assert all(m.preset is None and m.checkpoint == m.key for m in listed if not m.bundled)
 
 
 def test_segment_command_and_device_mapping(tmp_path: Path) -> None:
@@ -238,23 +240,36 @@ def test_pip_recipe_matches_the_project_pins() -> None:
     assert not any(r.lower().startswith(("numpy", "simpleitk", "torch")) for r in PIP_REQUIREMENTS)
 
 
-def test_import_checkpoint_verifies_and_copies(tmp_path: Path) -> None:
-    source = tmp_path / "site_model.pt"
-    source.write_bytes(b"weights" * 1000)
+def test_import_checkpoint_verifies_and_registers(tmp_path: Path) -> None:
+    from SSSSegmentLib.bundled_models import bundled_model_path
+    from SSSSegmentLib.registry import ModelRegistry
+
+    registry = ModelRegistry(tmp_path / "registry")
+    source = tmp_path / "site_model.safetensors"
+    source.write_bytes(bundled_model_path("tiny").read_bytes())
     digest = file_sha256(source)
     with pytest.raises(CheckpointError, match="SHA-256"):
-        import_checkpoint(source, tmp_path / "models", expected_sha256="0" * 64)
-    assert not (tmp_path / "models" / "site_model.pt").exists()
-    copy = import_checkpoint(source, tmp_path / "models", expected_sha256=digest.upper())
-    assert copy.read_bytes() == source.read_bytes()
-    assert import_checkpoint(source, tmp_path / "models") == copy  # identical file: no error
-    other = tmp_path / "other" / "site_model.pt"
+        import_checkpoint(source, registry.root, expected_sha256="0" * 64)
+    assert registry.versions() == []
+    stored = import_checkpoint(source, registry.root, expected_sha256=digest.upper())
+    assert stored == registry.get("v0001").model_path and file_sha256(stored) == digest
+    assert import_checkpoint(source, registry.root) == stored  # identical file: not registered twice
+    assert registry.active() is None  # importing never switches the model in use
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(source.read_bytes()[:5000])
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        import_checkpoint(broken, registry.root)
+    sam2 = tmp_path / "sam2.1_hiera_tiny.pt"
+    sam2.write_bytes(b"weights" * 1000)
+    assert import_checkpoint(sam2, registry.root) == registry.root / "sam2" / sam2.name
+    other = tmp_path / "other" / sam2.name
     other.parent.mkdir()
     other.write_bytes(b"different")
     with pytest.raises(OutputError, match="already"):
-        import_checkpoint(other, tmp_path / "models")
+        import_checkpoint(other, registry.root)
     with pytest.raises(CheckpointError, match="not found"):
-        import_checkpoint(tmp_path / "missing.pt", tmp_path / "models")
+        import_checkpoint(tmp_path / "missing.pt", registry.root)
+
 
 
 # -- the segment job and the batch, with a fake engine -------------------------------------------
@@ -474,7 +489,7 @@ def module_py(monkeypatch, tmp_path: Path):  # noqa: ANN001, ANN201
     monkeypatch.setitem(sys.modules, "slicer.parameterNodeWrapper", wrapper)
     monkeypatch.setattr(slicer, "app", types.SimpleNamespace(processEvents=lambda: None), raising=False)
     monkeypatch.setattr(slicer, "mrmlScene", slicer.vtkMRMLScene(), raising=False)
-    monkeypatch.setenv("SSSSEG_MODEL_DIR", str(tmp_path / "imported_models"))
+    monkeypatch.setenv("SSSSEG_REGISTRY", str(tmp_path / "registry"))
     spec = importlib.util.spec_from_file_location("SSSSegment_headless", PROJECT_ROOT / "SSSSegment" / "SSSSegment.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -489,8 +504,14 @@ def test_logic_defaults_to_the_installed_bundled_model(module_py, tmp_path: Path
         assert inspect.signature(method).parameters["preset"].default is None
     models = logic.installedModels()
     assert [(m.key, m.bundled) for m in models] == [("tiny", True)]  # only what is installed: no fast/paper
-    import_checkpoint(_write(tmp_path / "site_v3.safetensors", b"w" * 64), logic.modelDirectory())
-    assert [m.label for m in logic.installedModels()] == [models[0].label, "site_v3.safetensors (imported)"]
+    from SSSSegmentLib.bundled_models import bundled_model_path
+
+    site_model = _write(tmp_path / "site_v3.safetensors", bundled_model_path("tiny").read_bytes())
+    logic.importCheckpoint(site_model)
+    labels = [m.label for m in logic.installedModels()]
+    assert labels == [models[0].label, "v0001 (registry): imported site_v3.safetensors"]
+    logic.activateModel("v0001")  # the engine and the panel now default to it
+    assert logic.installedModels()[0].label == "v0001 (active site model): imported site_v3.safetensors"
     volume = ct_to_volume_node(_phantom_ct(), slicer.mrmlScene, "head")
     job = logic.segmentVolume(volume, device="cpu")  # wait=False: the running job, cancelled at once
     try:
@@ -509,6 +530,29 @@ def test_logic_batch_writes_qc_pictures_by_default(module_py, monkeypatch, tmp_p
     logic.segmentFiles([tmp_path / "ct.nrrd"], tmp_path, qc=False)
     assert seen == [True, False]
 
+
+
+def test_logic_adds_the_ct_and_our_five_segments_to_the_site_training_set(module_py, tmp_path: Path) -> None:  # noqa: ANN001
+    from SSSSegmentLib.datasets import read_dataset_index
+
+    ct = _phantom_ct()
+    volume = ct_to_volume_node(ct, slicer.mrmlScene, "DOE^JANE 3: Head")
+    labels = np.zeros(ct.hu_zyx.shape, np.uint8)
+    labels[1:3, 2:4, 2:5] = 2
+    node = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode")
+    labelmap_to_segmentation(labels, OBLIQUE, node)
+    node.GetSegmentation().AddEmptySegment("skull", "skull")  # not one of ours: left out
+    logic = module_py.SSSSegmentLogic()
+    case = logic.addToSiteTrainingSet(volume, node, tmp_path / "site")
+    empty = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode")
+    normal = logic.addToSiteTrainingSet(volume, empty, tmp_path / "site")
+    assert (case.case_id, case.normal, normal.case_id, normal.normal) == ("site_0001", False, "site_0002", True)
+    saved, _, _ = read_labelmap(case.label)
+    np.testing.assert_array_equal(saved, labels)
+    assert [c.case_id for c in read_dataset_index(tmp_path / "site").labeled] == ["site_0001", "site_0002"]
+    assert not any("DOE" in p.name for p in (tmp_path / "site").rglob("*"))
+    with pytest.raises(InputError, match="corrected segmentation"):
+        logic.addToSiteTrainingSet(volume, None, tmp_path / "site")
 
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)

@@ -17,7 +17,7 @@ ACTIVE_NAME = "active.json"
 MODEL_NAME = "model.safetensors"
 
 
-def _user_data_dir() -> Path:
+def user_data_dir() -> Path:
     if sys.platform == "win32" and os.environ.get("APPDATA"):
         return Path(os.environ["APPDATA"])
     if sys.platform == "darwin":
@@ -30,7 +30,7 @@ def default_registry_dir() -> Path | None:
     value = os.environ.get(REGISTRY_ENV)
     if value is not None:
         return Path(value).expanduser() if value.strip() else None
-    return _user_data_dir() / "sssseg" / "registry"
+    return user_data_dir() / "sssseg" / "registry"
 
 
 def active_model_path(registry_dir: Path | str | None = None) -> tuple[str, Path] | None:

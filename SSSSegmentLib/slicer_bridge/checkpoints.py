@@ -1,7 +1,11 @@
-"""Offline model import: verify a checkpoint file's SHA-256 and copy it into the model folder.
+"""Offline model import into the model registry the engine reads, and the list of installed models.
 
 Hospital machines are often offline: the user downloads a checkpoint elsewhere and imports the
-file. Nothing is unpickled here; the engine loads checkpoints with ``weights_only=True``.
+file. An SSS checkpoint (``.safetensors``) becomes a version of the model registry
+(``SSSSegmentLib.registry``, the same folder ``api.load_model`` and ``sssseg models`` use), after
+the registry's checks (format, class list, every weight readable). Official SAM-2 weights
+(``.pt``/``.pth``/``.ckpt``, loaded later with ``weights_only=True``) are copied into the
+registry's ``sam2/`` folder. Nothing is unpickled here.
 """
 
 from __future__ import annotations
@@ -13,18 +17,20 @@ from pathlib import Path
 from ..bundled_models import installed_bundled_presets
 from ..errors import CheckpointError, OutputError
 from ..fsutil import atomic_path, file_sha256
+from ..registry import ModelRegistry
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".safetensors")
+SAM2_FOLDER = "sam2"
 
 
-def import_checkpoint(source: Path | str, model_dir: Path | str, expected_sha256: str | None = None) -> Path:
-    """Copy ``source`` into ``model_dir`` (created if needed) after checking it; return the copy.
+def import_checkpoint(source: Path | str, registry_dir: Path | str, expected_sha256: str | None = None) -> Path:
+    """Import ``source`` into the registry at ``registry_dir`` after checking it; return the stored file.
 
-    Raises CheckpointError when the file is missing, empty, not a checkpoint file type, or its
-    SHA-256 differs from ``expected_sha256``; OutputError when a different file of the same name
-    is already in the model folder. Importing the identical file twice returns the existing copy.
+    Raises CheckpointError when the file is missing, empty, not a model file type, corrupt or foreign,
+    or its SHA-256 differs from ``expected_sha256``. An SSS checkpoint already registered (same
+    sha256) is not registered twice: its version's file is returned. Importing does not activate it.
     """
-    source, model_dir = Path(source), Path(model_dir)
+    source = Path(source)
     if not source.is_file():
         raise CheckpointError(f"model file not found: {source}")
     if source.suffix.lower() not in CHECKPOINT_SUFFIXES:
@@ -36,15 +42,23 @@ def import_checkpoint(source: Path | str, model_dir: Path | str, expected_sha256
     if expected and digest != expected:
         raise CheckpointError(f"{source.name}: SHA-256 is {digest}, expected {expected} "
                               "(the file is damaged or not the one published)")
+    registry = ModelRegistry(registry_dir)
+    if source.suffix.lower() != ".safetensors":
+        return _copy_sam2_weights(source, registry.root / SAM2_FOLDER, digest)
+    known = next((v for v in registry.versions() if v.sha256 == digest), None)
+    return (known or registry.import_checkpoint(source)).model_path
+
+
+def _copy_sam2_weights(source: Path, folder: Path, digest: str) -> Path:
     try:
-        model_dir.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OutputError(f"cannot create the model folder {model_dir}: {exc}") from exc
-    target = model_dir / source.name
+        raise OutputError(f"cannot create the model folder {folder}: {exc}") from exc
+    target = folder / source.name
     if target.exists():
         if file_sha256(target) == digest:
             return target
-        raise OutputError(f"a different model named {source.name} is already in {model_dir}: rename the file")
+        raise OutputError(f"a different model named {source.name} is already in {folder}: rename the file")
     with atomic_path(target) as tmp:
         shutil.copyfile(source, tmp)
     return target
@@ -65,20 +79,28 @@ class InstalledModel:
     bundled: bool = False
 
 
-def installed_models(model_dir: Path | str | None) -> list[InstalledModel]:
-    """The installed models, the default first: bundled ones (best first), then the imported files.
-
-    Only presets whose bundled file exists are listed, so every entry works offline. Imported
-    files are the model files in ``model_dir`` (the folder :func:`import_checkpoint` copies into).
-    """
-    models = [
+def installed_models(registry_dir: Path | str | None) -> list[InstalledModel]:
+    """The installed models, the default first: the registry's active version (the engine's default
+    when there is one), the bundled models (best first), the other registry versions, then the
+    official SAM-2 weights imported into the registry's ``sam2/`` folder. Every entry works offline."""
+    registry = ModelRegistry(registry_dir) if registry_dir else None
+    versions = registry.versions() if registry is not None else []
+    active = registry.active() if versions else None
+    models = [_version_entry(active, "active site model")] if active is not None else []
+    models += [
         InstalledModel(preset, f"{preset}: bundled demonstration model (synthetic phantoms)", preset=preset,
                        bundled=True)
         for preset in installed_bundled_presets()
     ]
-    folder = Path(model_dir) if model_dir else None
+    models += [_version_entry(v, "registry") for v in versions if active is None or v.version != active.version]
+    folder = Path(registry_dir) / SAM2_FOLDER if registry_dir else None
     if folder is not None and folder.is_dir():
         for path in sorted(folder.iterdir()):
             if path.is_file() and path.suffix.lower() in CHECKPOINT_SUFFIXES and path.stat().st_size > 0:
-                models.append(InstalledModel(str(path), f"{path.name} (imported)", checkpoint=str(path)))
+                models.append(InstalledModel(str(path), f"{path.name} (imported SAM-2 weights)", checkpoint=str(path)))
     return models
+
+
+def _version_entry(version, role: str) -> InstalledModel:  # noqa: ANN001  (registry.ModelVersion)
+    path = str(version.model_path)
+    return InstalledModel(path, f"{version.version} ({role}): {version.source}", checkpoint=path)
