@@ -161,3 +161,27 @@ def test_finetune_refuses_bad_requests(site: SimpleNamespace, tmp_path: Path) ->
     assert main(["finetune", "--site", str(tmp_path / "nothing"), "--registry", str(registry)]) == 2
     assert main(["finetune", "--site", str(site.dir), "--registry", str(registry), "--resume"]) == 2
     assert main(["finetune", "--site", str(site.dir), "--registry", str(registry), "--base", "v0042"]) == 2
+
+
+def test_a_run_killed_after_registering_does_not_register_twice(
+        site: SimpleNamespace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import SSSSegmentLib.finetune.run as ft_run
+    import SSSSegmentLib.training as training
+
+    final = tmp_path / "final.safetensors"
+    shutil.copy(bundled_model_path("tiny"), final)
+    monkeypatch.setattr(training, "run_training", _fake_training(final))
+    monkeypatch.setattr(ft_run, "_metrics_of", lambda path, plan, device: SiteMetrics(0.5, 0.0, 1, 1))
+    real_archive = ft_run._archive
+
+    def killed(*_args: object) -> None:
+        raise KeyboardInterrupt  # the process dies between registration and clean-up
+
+    monkeypatch.setattr(ft_run, "_archive", killed)
+    registry = ModelRegistry(tmp_path / "registry")
+    with pytest.raises(KeyboardInterrupt):
+        run_finetune(_request(site, registry.root))
+    monkeypatch.setattr(ft_run, "_archive", real_archive)
+    result = run_finetune(_request(site, registry.root, resume=True))
+    assert [v.version for v in registry.versions()] == ["v0001", "v0002"] and result.version.version == "v0002"
+    assert registry.active().version == "v0002"  # equal figures pass the gate
