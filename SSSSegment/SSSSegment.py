@@ -311,6 +311,17 @@ class SSSSegmentLogic(ScriptedLoadableModuleLogic):
         labels = segmentation_to_labelmap(segmentationNode, ct.geometry, ct.shape_zyx)
         return add_site_case(Path(siteDir) if siteDir else default_site_dir(), ct.hu_zyx, ct.geometry, labels)
 
+    def startFinetune(self, siteDir=None, unlabeledDir=None, steps=300, resume=False, device="auto"):
+        """Start ``sssseg finetune`` on the site folder in a child process; returns the running
+        ``ChildProcessRunner`` (``poll()`` for progress and log events, ``cancel()``)."""
+        from SSSSegmentLib.site_data import default_site_dir
+        from SSSSegmentLib.slicer_bridge.finetune_job import finetune_command, start_finetune
+
+        self._requireDependencies()
+        command = finetune_command(Path(siteDir) if siteDir else default_site_dir(), self._requireRegistry(),
+                                   Path(unlabeledDir) if unlabeledDir else None, steps, resume, device)
+        return start_finetune(command)
+
     def _requireRegistry(self) -> Path:
         from SSSSegmentLib.errors import InputError
 

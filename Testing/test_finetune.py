@@ -185,3 +185,26 @@ def test_a_run_killed_after_registering_does_not_register_twice(
     result = run_finetune(_request(site, registry.root, resume=True))
     assert [v.version for v in registry.versions()] == ["v0001", "v0002"] and result.version.version == "v0002"
     assert registry.active().version == "v0002"  # equal figures pass the gate
+
+
+def test_the_panel_runs_finetune_as_a_child_speaking_json_lines(
+        site: SimpleNamespace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture) -> None:
+    import SSSSegmentLib.finetune.run as ft_run
+    import SSSSegmentLib.training as training
+    from SSSSegmentLib.cli import main
+    from SSSSegmentLib.runner import DoneEvent, LogEvent, parse_line
+    from SSSSegmentLib.slicer_bridge.finetune_job import finetune_command
+
+    command = finetune_command(site.dir, tmp_path / "registry", site.unlabeled, steps=2, device="cpu")
+    assert command[1:4] == ["-m", "SSSSegmentLib.cli", "finetune"] and "--resume" not in command
+    assert command[command.index("--progress") + 1] == "json"
+    final = tmp_path / "final.safetensors"
+    shutil.copy(bundled_model_path("tiny"), final)
+    monkeypatch.setattr(training, "run_training", _fake_training(final))
+    monkeypatch.setattr(ft_run, "_metrics_of", lambda path, plan, device: SiteMetrics(0.5, 0.0, 1, 1))
+    assert main(command[3:]) == 0
+    events = [parse_line(line) for line in capsys.readouterr().out.splitlines()]
+    assert any(isinstance(e, LogEvent) and "held out 1 of 4 corrected case(s)" in e.message for e in events)
+    assert isinstance(events[-1], DoneEvent)
+    assert events[-1].outputs == (str(ModelRegistry(tmp_path / "registry").get("v0002").model_path),)

@@ -128,6 +128,12 @@ def cmd_finetune(args: argparse.Namespace, out) -> int:  # noqa: ANN001  (cli.Re
     progress = out.progress if out.mode in ("bar", "json") else _text_progress(out.log)
     result = run_finetune(request, progress=progress, log=out.log)
     out.close()
+    if out.mode == "json":
+        from ..progress import emit_json
+
+        emit_json("done", outputs=[str(result.version.model_path)], version=result.version.version,
+                  active=result.active, gate_passed=result.decision.passed)
+        return 0
     state = "active" if result.active == result.version.version else f"kept {result.active} active"
     print(f"done: {result.steps_done} steps; registered {result.version.version} ({state}); run log "
           f"{result.run_dir}")
