@@ -168,6 +168,23 @@ FALSE_ALARMS = (
              "SSSSegmentLib/prompts/generator.py",
              "config.partial_volume.enabled and _applies(view, pv_classes)", "False and _applies(view, pv_classes)",
              (NO_BLEED_HEAD,)),
+    Mutation("slice-profile-reach-ignored", "prompts", "thickness: the slice-profile reach across slices is ignored",
+             "SSSSegmentLib/prompts/partial_volume.py",
+             "max(0.0, n * s_k - cfg.through_plane_reach_mm)", "n * s_k",
+             ("Testing/test_prompts.py::test_thickness_is_measured_in_3d_with_the_slice_profile_reach",)),
+    Mutation("sah-neighbours-ignored", "prompts", "SAH depth: the neighbouring slices' skull no longer counts",
+             "SSSSegmentLib/prompts/partial_volume.py",
+             "near = _skull_over_neighbours(skull_zyx, cfg.unopened_through_plane_slices)",
+             "near = _skull_over_neighbours(skull_zyx, 0)",
+             ("Testing/test_prompts.py::test_sulcal_blood_must_be_deep_from_the_neighbouring_slices_skull",)),
+    Mutation("fov-cut-always", "prompts", "cavity: every open ring is closed by its convex hull (not only FOV cuts)",
+             "SSSSegmentLib/prompts/anatomy.py",
+             "return np.count_nonzero(contact) * min(spacing_ji) >= min_contact_mm", "return True",
+             ("Testing/test_prompts.py::test_cavity_of_a_ring_cut_by_the_field_of_view_is_its_convex_hull",)),
+    Mutation("skull-base-borrow-dropped", "prompts", "cavity: open skull-base slices borrow nothing",
+             "SSSSegmentLib/prompts/anatomy.py",
+             "inside_zyx[k] |= overlap & ~closed_zyx[k]", "pass",
+             ("Testing/test_prompts.py::test_open_slices_between_closed_ones_borrow_the_overlap_of_their_cavities",)),
 )
 
 MUTATIONS: tuple[Mutation, ...] = PROMPTS + VOLUMES + SEGFILES + TRAINING + SLICER + MODEL + FALSE_ALARMS
