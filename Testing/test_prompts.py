@@ -512,8 +512,10 @@ continuity: {tau: 0.7, allow_single_slice: false}
 min_volume: {min_ml: 0.1, per_class_min_ml: {SAH: 0.02}}
 location_prior: {ivh_csf_hu: [0, 15], extra_axial_classes: [EDH]}
 cavity: {bone_hu: 250}
+blood_density: {exclude_voxels_above_hu: null}
 """
     config = PromptConfig.from_dict(yaml.safe_load(text))
+    assert config.blood_density.exclude_voxels_above_hu is None  # an optional step turned off
     assert config.prob_threshold == 0.6 and config.prompt_slices == "key"
     assert config.continuity == ContinuityConfig(tau=0.7, allow_single_slice=False)
     assert config.min_volume.min_ml_for(SAH) == 0.02 and config.min_volume.min_ml_for(IPH) == 0.1
@@ -534,6 +536,7 @@ cavity: {bone_hu: 250}
         ({"prompt_slices": "some"}, "prompt_slices"),
         ({"blood_density": {"min_hu": 120}}, "min_hu"),
         ({"continuity": 3}, "continuity"),
+        ({"cavity": {"bone_hu": None}}, "cavity.bone_hu"),  # null only where a step is optional
     ],
 )
 def test_config_errors_name_the_key(data, message):

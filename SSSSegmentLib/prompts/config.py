@@ -69,6 +69,11 @@ def _default_of(f: dataclasses.Field) -> Any:
     return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
 
 
+def _optional(f: dataclasses.Field) -> bool:
+    """True for a field annotated ``X | None`` (annotations are strings under ``from __future__``)."""
+    return "| None" in str(f.type)
+
+
 def _build(cls: type, data: Any, where: str) -> Any:
     if not isinstance(data, Mapping):
         raise SSSSegError(f"prompt config section '{where or '<root>'}' must be a mapping, got {type(data).__name__}")
@@ -78,6 +83,9 @@ def _build(cls: type, data: Any, where: str) -> Any:
         if key not in known:
             raise SSSSegError(f"unknown prompt config key '{where}{key}' (known: {', '.join(known)})")
         f = known[key]
+        if value is None and _optional(f):
+            values[key] = None  # e.g. blood_density.exclude_voxels_above_hu: null turns that step off
+            continue
         values[key] = _coerce(value, _default_of(f), f"{where}{key}", bool(f.metadata.get("class_map")))
     return cls(**values)
 
