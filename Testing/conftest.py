@@ -14,13 +14,18 @@ os.environ["SSSSEG_REGISTRY"] = ""
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = PROJECT_ROOT.parent / "shared"
 TILTED_CT_DIR = SHARED_DIR / "data" / "ct_head_ge_tilted"
+REAL_CT_HOWTO = (
+    f"real head CT not found at {TILTED_CT_DIR}: it is not in the repository; to run this test put the GE "
+    "head CT DICOM folder (28 slices, gantry tilt 18.5 deg) there, beside the project folder, and rerun "
+    "(README, Tests)"
+)
 
 
 @pytest.fixture(scope="session")
 def tilted_ct_dir() -> Path:
     """The real GE head CT (28 DICOM slices, gantry tilt 18.5 deg) from ../shared/data."""
     if not TILTED_CT_DIR.is_dir():
-        pytest.skip(f"real head CT not found at {TILTED_CT_DIR} (it ships beside the repo in CI, not in a clone)")
+        pytest.skip(REAL_CT_HOWTO)
     return TILTED_CT_DIR
 
 

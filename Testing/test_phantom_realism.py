@@ -70,10 +70,8 @@ def test_band_profile_without_bone_is_empty():
 
 
 @pytest.fixture(scope="module")
-def ge_profile():
-    path = reference_scan_path()
-    if not path.is_dir():
-        pytest.skip(f"real reference scan not found at {path} (../shared/data/ct_head_ge_tilted)")
+def ge_profile(tilted_ct_dir):  # noqa: ANN001  (skips, saying how to run it, without the real scan)
+    assert reference_scan_path() == tilted_ct_dir.resolve()
     return reference_profile()
 
 
