@@ -1,20 +1,24 @@
 """Draw the README figures: a phantom slice beside a real head-CT slice at the same window,
-and the phantom-set preview montage.
+the phantom-set preview montage, and the QC picture `sssseg segment --qc` writes for the real CT.
 
-    .venv/bin/python docs/make_figures.py            # needs ../shared/data for the real CT
+    .venv/bin/python docs/make_figures.py                   # all; the real CT is read from --real-ct
+    .venv/bin/python docs/make_figures.py --only qc_real_ct
 """
 
 from __future__ import annotations
 
 import argparse
+import tempfile
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
-from SSSSegmentLib.demo import BRAIN_WINDOW, _best_slice
+from SSSSegmentLib import api
+from SSSSegmentLib.demo import _best_slice
 from SSSSegmentLib.phantoms import PhantomConfig, generate_phantom
 from SSSSegmentLib.qc.montage import save_montage, save_side_by_side
-from SSSSegmentLib.qc.render import render_slice
+from SSSSegmentLib.qc.render import BRAIN_WINDOW, render_slice
 from SSSSegmentLib.volumes import read_volume
 
 HERE = Path(__file__).resolve().parent
@@ -36,15 +40,40 @@ def real_vs_phantom(real_ct: Path, out_png: Path, seed: int) -> Path:
     return save_side_by_side(panels, out_png)
 
 
+def qc_real_ct(real_ct: Path, out_png: Path, colours: int = 64) -> Path:
+    """What ``sssseg segment REAL_CT OUT.seg.nrrd --qc OUT.png`` writes, with the default (bundled) model,
+    saved with a ``colours``-entry palette to keep the README light (the tool itself writes full RGB)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        qc = Path(tmp) / "qc.png"
+        api.segment_file(real_ct, Path(tmp) / "out.seg.nrrd", api.load_model(device="cpu"), qc_png=qc)
+        picture = Image.open(qc).convert("RGB")
+    picture.quantize(colors=colours, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
+        out_png, optimize=True)
+    return out_png
+
+
+def phantom_montage(seed: int, out_png: Path) -> Path:
+    phantom = generate_phantom(seed, PhantomConfig(lesion_keys=("EDH", "IVH", "SAH")))
+    return save_montage(phantom.hu_zyx, out_png, phantom.labels_zyx, title=f"phantom seed {seed} (EDH, IVH, SAH)",
+                        spacing_mm=phantom.geometry.spacing_mm)
+
+
+FIGURES = ("real_vs_phantom", "phantom_montage", "qc_real_ct")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--real-ct", type=Path, default=HERE.parents[1] / "shared/data/ct_head_ge_tilted")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--only", choices=FIGURES, nargs="+", default=FIGURES, help="figures to draw (default: all)")
     args = parser.parse_args()
-    print(real_vs_phantom(args.real_ct, HERE / "images" / "real_vs_phantom.png", args.seed))
-    phantom = generate_phantom(args.seed + 1, PhantomConfig(lesion_keys=("EDH", "IVH", "SAH")))
-    print(save_montage(phantom.hu_zyx, HERE / "images" / "phantom_montage.png", phantom.labels_zyx,
-                       title=f"phantom seed {args.seed + 1} (EDH, IVH, SAH)", spacing_mm=phantom.geometry.spacing_mm))
+    images = HERE / "images"
+    if "real_vs_phantom" in args.only:
+        print(real_vs_phantom(args.real_ct, images / "real_vs_phantom.png", args.seed))
+    if "phantom_montage" in args.only:
+        print(phantom_montage(args.seed + 1, images / "phantom_montage.png"))
+    if "qc_real_ct" in args.only:
+        print(qc_real_ct(args.real_ct, images / "qc_real_ct.png"))
 
 
 if __name__ == "__main__":
