@@ -1,8 +1,8 @@
 """Reading BHSD-like dataset folders (phantom sets written by ``phantoms.write_dataset``, or BHSD).
 
 ``dataset.json`` (nnU-Net / BHSD style, paths relative to the folder): ``training`` [{image, label}],
-optional ``unlabeled`` ([{image}] or [image]) and ``test`` ([{image, label}] or [image]; BHSD's
-96 test cases, never used for training).
+optional ``unlabeled`` ([{image}] or [image]; an image may be a DICOM series folder) and ``test``
+([{image, label}] or [image]; BHSD's 96 test cases, never used for training).
 """
 
 from __future__ import annotations
@@ -53,11 +53,12 @@ def nifti_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(NIFTI_SUFFIXES))
 
 
-def _resolve(root: Path, entry: object, what: str) -> Path:
+def _resolve(root: Path, entry: object, what: str, allow_folder: bool = False) -> Path:
+    """The listed path, absolute; ``allow_folder``: a DICOM series folder is accepted (unlabeled scans)."""
     if not isinstance(entry, str) or not entry:
         raise InputError(f"{root / INDEX_NAME}: {what} entry is not a path: {entry!r}")
     path = (root / entry).resolve()
-    if not path.is_file():
+    if not (path.is_file() or (allow_folder and path.is_dir())):
         raise InputError(f"{root / INDEX_NAME}: {what} file listed but missing: {path}")
     return path
 
@@ -69,7 +70,8 @@ def _entries(root: Path, items: object, key: str, need_label: bool) -> tuple[Cas
         raise InputError(f"{root / INDEX_NAME}: '{key}' must be a list")
     cases = []
     for item in items:
-        image = _resolve(root, item.get("image") if isinstance(item, dict) else item, f"{key} image")
+        image = _resolve(root, item.get("image") if isinstance(item, dict) else item, f"{key} image",
+                         allow_folder=key == "unlabeled")
         label = None
         if isinstance(item, dict) and item.get("label") is not None:
             label = _resolve(root, item["label"], f"{key} label")

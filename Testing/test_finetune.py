@@ -208,3 +208,26 @@ def test_the_panel_runs_finetune_as_a_child_speaking_json_lines(
     assert any(isinstance(e, LogEvent) and "held out 1 of 4 corrected case(s)" in e.message for e in events)
     assert isinstance(events[-1], DoneEvent)
     assert events[-1].outputs == (str(ModelRegistry(tmp_path / "registry").get("v0002").model_path),)
+
+
+def test_unlabeled_scans_are_nifti_files_and_dicom_series_folders_read_in_place(
+        site: SimpleNamespace, tilted_ct_dir: Path, tmp_path: Path) -> None:
+    from SSSSegmentLib.datasets import read_dataset_index
+    from SSSSegmentLib.finetune.plan import plan_site, write_run_index
+    from SSSSegmentLib.training.cases import read_case
+
+    scans = tmp_path / "scans"
+    shutil.copytree(site.unlabeled, scans)
+    (scans / "ge_series").symlink_to(tilted_ct_dir, target_is_directory=True)
+    (scans / "notes").mkdir()
+    (scans / "notes" / "readme.txt").write_text("not a scan")
+    plan = plan_site(site.dir, scans, heldout_share=0.25)
+    assert [(c.case_id, c.image) for c in plan.unlabeled] == [("scan", scans / "scan.nii.gz"),
+                                                             ("ge_series", scans / "ge_series")]
+    (tmp_path / "work").mkdir()
+    index = read_dataset_index(write_run_index(plan, tmp_path / "work"))
+    assert [c.image for c in index.unlabeled] == [(scans / "scan.nii.gz").resolve(), tilted_ct_dir.resolve()]
+    volume, labels = read_case(index.unlabeled[1])
+    assert labels is None and volume.hu_zyx.shape[0] >= 28
+    with pytest.raises(Exception, match="no unlabeled scan"):
+        plan_site(site.dir, tmp_path / "work", heldout_share=0.25)

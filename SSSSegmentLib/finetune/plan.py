@@ -72,8 +72,25 @@ def plan_site(site_dir: Path, unlabeled_dir: Path | None, heldout_share: float) 
     pool = bleeding if len(bleeding) >= n_heldout else labeled
     heldout = pool[len(pool) - n_heldout:]
     train = [c for c in labeled if c not in heldout]
-    unlabeled = [CasePaths(p.name.split(".")[0], p) for p in nifti_files(unlabeled_dir)] if unlabeled_dir else []
+    unlabeled = unlabeled_scans(unlabeled_dir) if unlabeled_dir else []
     return SitePlan(tuple(train), tuple(heldout), tuple(normal), tuple(unlabeled))
+
+
+def unlabeled_scans(folder: Path) -> list[CasePaths]:
+    """The unlabeled scans of ``folder``, read in place: its NIfTI files, and each sub-folder (or the
+    folder itself) holding DICOM files as one series."""
+    from ..volumes.dicom import read_dicom_header
+
+    def is_series(path: Path) -> bool:
+        first = next((f for f in sorted(path.iterdir()) if f.is_file()), None)
+        return first is not None and read_dicom_header(first) is not None
+
+    scans = [CasePaths(p.name.split(".")[0], p) for p in nifti_files(folder)]
+    folders = [folder, *sorted(p for p in folder.iterdir() if p.is_dir())]
+    scans += [CasePaths(p.name, p) for p in folders if is_series(p)]
+    if not scans:
+        raise InputError(f"{folder}: no unlabeled scan (NIfTI files or DICOM series folders) found")
+    return scans
 
 
 def write_run_index(plan: SitePlan, run_dir: Path) -> Path:

@@ -34,7 +34,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
     ft = sub.add_parser("finetune", help="fine-tune on the site's corrected + unlabeled scans, behind the gate")
     ft.add_argument("--site", type=Path, required=True, help="site folder (dataset.json + corrected cases)")
-    ft.add_argument("--unlabeled", type=Path, help="folder of unlabeled local scans (NIfTI), read in place")
+    ft.add_argument("--unlabeled", type=Path,
+                    help="folder of unlabeled local scans (NIfTI files, DICOM series folders), read in place")
     _registry_arg(ft, required=True)
     ft.add_argument("--base", help="version to start from (default: the active one)")
     ft.add_argument("--steps", type=int, default=300, help="optimizer steps (default 300)")
