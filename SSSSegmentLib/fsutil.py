@@ -16,7 +16,7 @@ from .errors import OutputError
 def check_writable_output(path: Path, overwrite: bool = False) -> None:
     """Raise OutputError unless a file can be created at ``path``; nothing is left behind.
 
-    Checked: the folder exists and is a folder, ``path`` is not a folder, an existing file is only
+    Checked: the directory exists and is one, ``path`` is not a directory, an existing file is only
     replaced with ``overwrite``, and a file can really be created in the folder (a probe file is
     made and removed: this catches read-only mounts, ``/proc``, full disks, and permission modes
     that ``os.access`` misreports for root).
@@ -24,11 +24,11 @@ def check_writable_output(path: Path, overwrite: bool = False) -> None:
     path = Path(path)
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.exists():
-        raise OutputError(f"output folder does not exist: {parent}")
+        raise OutputError(f"output directory does not exist: {parent}")
     if not parent.is_dir():
-        raise OutputError(f"output folder is not a folder: {parent}")
+        raise OutputError(f"output directory is a file, not a directory: {parent}")
     if path.is_dir():
-        raise OutputError(f"output is a folder, not a file name: {path}")
+        raise OutputError(f"output is a directory, not a file name: {path}")
     if path.exists() and not overwrite:
         raise OutputError(f"output exists, not overwriting (use --overwrite): {path}")
     _probe_folder(parent)

@@ -106,7 +106,7 @@ def test_proc_is_refused_before_the_work(ct_nrrd: Path, capsys, no_model) -> Non
 
 def test_missing_folder(ct_nrrd: Path, tmp_path: Path, capsys, no_model) -> None:  # noqa: ANN001
     code, message = _segment(ct_nrrd, tmp_path / "no_such" / "o.seg.nrrd", capsys)
-    assert code == 4 and message == f"sssseg: error: output folder does not exist: {tmp_path / 'no_such'}"
+    assert code == 4 and message == f"sssseg: error: output directory does not exist: {tmp_path / 'no_such'}"
     assert not (tmp_path / "no_such").exists() and no_model == []
 
 
@@ -114,7 +114,7 @@ def test_a_file_in_the_folder_position(ct_nrrd: Path, tmp_path: Path, capsys, no
     blocker = tmp_path / "notes.txt"
     blocker.write_text("mine")
     code, message = _segment(ct_nrrd, blocker / "o.seg.nrrd", capsys)
-    assert code == 4 and message == f"sssseg: error: output folder is not a folder: {blocker}"
+    assert code == 4 and message == f"sssseg: error: output directory is a file, not a directory: {blocker}"
     assert blocker.read_text() == "mine" and no_model == []
 
 
@@ -125,7 +125,7 @@ def test_output_that_is_a_folder(ct_nrrd: Path, tmp_path: Path, capsys, no_model
     (folder / "keep.txt").write_text("mine")
     for target in (folder, tmp_path):
         code, message = _segment(ct_nrrd, target, capsys, *(["--overwrite"] if overwrite else []))
-        assert code == 4 and message == f"sssseg: error: output is a folder, not a file name: {target}"
+        assert code == 4 and message == f"sssseg: error: output is a directory, not a file name: {target}"
     assert _files(folder) == ["keep.txt"] and no_model == []
 
 
@@ -186,7 +186,7 @@ def test_files_the_user_had_stay_when_a_later_output_fails(ct_nrrd: Path, tmp_pa
 
 
 @pytest.mark.parametrize(("qc_name", "expected"), [
-    ("missing/qc.png", "output folder does not exist"),
+    ("missing/qc.png", "output directory does not exist"),
     ("qc.jpg", "the QC picture must be a .png file, got 'qc.jpg'"),
     ("existing.png", "output exists, not overwriting (use --overwrite)"),
 ])
