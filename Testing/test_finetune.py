@@ -103,8 +103,12 @@ def test_full_disk_then_sigkill_then_resume_ends_with_a_valid_registry(
     (registry_dir / "versions" / ".incoming-dead" / "model.safetensors").write_bytes(b"partial")
 
     # 3. --resume finishes the run, registers it once and applies the gate.
-    result = run_finetune(_request(site, registry_dir, resume=True))
+    lines: list[str] = []
+    result = run_finetune(_request(site, registry_dir, resume=True), log=lines.append)
     new = result.version
+    assert any(line.startswith("held out 1 of 4 corrected case(s) for validation") for line in lines)
+    assert any(line.startswith("validation at step 2: mean Dice") for line in lines)
+    assert any(line.startswith("gate PASSED") or line.startswith("gate FAILED") for line in lines)
     assert result.steps_done == 2 and new.version == "v0002" and new.base == "v0001"
     assert [v.version for v in registry.versions()] == ["v0001", "v0002"]
     assert new.data_counts == {"labeled_train": 3, "heldout": 1, "normal": 1, "unlabeled": 1}
@@ -124,7 +128,7 @@ def test_full_disk_then_sigkill_then_resume_ends_with_a_valid_registry(
 
 def _fake_training(final: Path):  # noqa: ANN202
     def run_training(config, resume=False, progress=None):  # noqa: ANN001, ANN202
-        return SimpleNamespace(final_checkpoint=final, steps_done=config.steps)
+        return SimpleNamespace(final_checkpoint=final, steps_done=config.steps, log_path=final.with_suffix(".jsonl"))
     return run_training
 
 

@@ -11,6 +11,10 @@ from ..datasets import CasePaths
 from ..registry import SiteMetrics
 
 
+def _quiet(_message: str) -> None:
+    """PCPG's per-component lines are not wanted in a fine-tune log."""
+
+
 def dice_over_present(pred_zyx: np.ndarray, truth_zyx: np.ndarray) -> list[float]:
     """Dice of each class present in ``truth_zyx`` (empty list for a normal case)."""
     scores = []
@@ -30,11 +34,11 @@ def site_metrics(model, device, heldout: Sequence[CasePaths], normal: Sequence[C
     scores: list[float] = []
     for case in heldout:
         volume, truth = read_case(case)
-        scores += dice_over_present(segment_volume(volume, model, device).labels_zyx, truth)
+        scores += dice_over_present(segment_volume(volume, model, device, log=_quiet).labels_zyx, truth)
     normal_ml = 0.0
     for case in normal:
         volume, _ = read_case(case)
-        pred = segment_volume(volume, model, device).labels_zyx
+        pred = segment_volume(volume, model, device, log=_quiet).labels_zyx
         normal_ml += float(np.count_nonzero(pred)) * volume.geometry.voxel_volume_ml
     dice = float(np.mean(scores)) if scores else None
     return SiteMetrics(dice, round(normal_ml, 3), len(heldout), len(normal))

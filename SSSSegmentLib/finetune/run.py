@@ -71,6 +71,8 @@ def _train_and_gate(registry: ModelRegistry, request: FinetuneRequest, info: dic
     log(f"{'resuming' if resuming else 'starting'} run {info['run_id']} from version {info['base']}: "
         f"{config.steps} steps of '{config.method}'")
     trained = run_training(config, resume=resuming, progress=eta_progress(progress))
+    for line in validation_lines(trained.log_path):
+        log(line)
     version = registry.find_run(info["run_id"])
     if version is None:
         version = _register(registry, request, info, plan, trained.final_checkpoint, config, log)
@@ -196,6 +198,20 @@ def _archive(registry: ModelRegistry, run_id: str) -> Path:
     target.parent.mkdir(exist_ok=True)
     os.replace(registry.root / "work", target)
     return target
+
+
+def validation_lines(log_path: Path) -> list[str]:
+    """The training log's validation records (held-out cases, the loop's measure), one line each."""
+    if not Path(log_path).is_file():
+        return []
+    records = [json.loads(line) for line in Path(log_path).read_text().splitlines() if line.strip()]
+    lines = []
+    for r in (r for r in records if "val_mean_dice" in r):
+        per_class = ", ".join(f"{k[len('val_dice_'):]} {v:.3f}" for k, v in r.items()
+                              if k.startswith("val_dice_") and v is not None)
+        mean = "n/a" if r["val_mean_dice"] is None else f"{r['val_mean_dice']:.3f}"
+        lines.append(f"validation at step {r['step']}: mean Dice {mean} ({per_class or 'no class present'})")
+    return lines
 
 
 def eta_progress(progress: ProgressCallback) -> ProgressCallback:

@@ -126,8 +126,16 @@ def cmd_finetune(args: argparse.Namespace, out) -> int:  # noqa: ANN001  (cli.Re
         raise InputError("--steps must be >= 1")
     request = FinetuneRequest(args.site, args.registry, args.unlabeled, args.base, args.steps, args.resume,
                               args.heldout_share, gate, args.device, _overrides(args.train_config))
+    import logging
+
     progress = out.progress if out.mode in ("bar", "json") else _text_progress(out.log)
-    result = run_finetune(request, progress=progress, log=out.log)
+    engine_log = logging.getLogger("sssseg")
+    level = engine_log.level
+    engine_log.setLevel(logging.WARNING)  # the validation's per-component PCPG lines stay out of the log
+    try:
+        result = run_finetune(request, progress=progress, log=out.log)
+    finally:
+        engine_log.setLevel(level)
     out.close()
     if out.mode == "json":
         from ..progress import emit_json
