@@ -97,6 +97,8 @@ class SSSSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.segmentButton.connect("clicked(bool)", self.onSegmentButton)
         self.ui.cancelButton.connect("clicked(bool)", self.onCancelButton)
         self.ui.importModelButton.connect("clicked(bool)", self.onImportModelButton)
+        self.ui.addToSiteButton.connect("clicked(bool)", self.onAddToSiteButton)
+        self.ui.rollbackModelButton.connect("clicked(bool)", self.onRollbackModelButton)
         self.ui.modelComboBox.connect("currentIndexChanged(int)", self.onModelSelected)
         self.ui.installDependenciesButton.connect("clicked(bool)", self.onInstallDependenciesButton)
         self.ui.show3DCheckBox.connect("toggled(bool)", self.onShow3DToggled)
@@ -258,6 +260,19 @@ class SSSSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._parameterNode.model = str(copied)
             self._refreshModels()
             self.ui.statusLabel.text = f"Model imported: {copied}"
+
+    def onAddToSiteButton(self) -> None:
+        with slicer.util.tryWithErrorDisplay("Could not add the case to the site training set.", waitCursor=True):
+            case = self.logic.addToSiteTrainingSet(self._parameterNode.inputVolume,
+                                                   self._parameterNode.outputSegmentation)
+            kind = "confirmed normal" if case.normal else "with findings"
+            self.ui.statusLabel.text = f"Added to the site training set: {case.case_id} ({kind})"
+
+    def onRollbackModelButton(self) -> None:
+        with slicer.util.tryWithErrorDisplay("Could not roll back the model.", waitCursor=True):
+            version = self.logic.activateModel()
+            self._refreshModels()
+            self.ui.statusLabel.text = f"Active model: {version.version} ({version.source})"
 
     def onInstallDependenciesButton(self) -> None:
         with slicer.util.tryWithErrorDisplay("Could not install the dependencies.", waitCursor=True):

@@ -134,6 +134,9 @@ def test_logic_console_api(tree: ast.Module) -> None:
                           "progressCallback"],
         "segmentFiles": ["paths", "outputDir"],
         "importCheckpoint": ["path", "expectedSha256"],
+        "activateModel": ["version"],
+        "addToSiteTrainingSet": ["volumeNode", "segmentationNode", "siteDir"],
+        "startFinetune": ["siteDir", "unlabeledDir", "steps", "resume", "device"],
         "installDependencies": ["confirm"],
     }
     for name, params in expected.items():
