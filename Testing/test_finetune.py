@@ -165,6 +165,9 @@ def test_finetune_refuses_bad_requests(site: SimpleNamespace, tmp_path: Path) ->
     assert main(["finetune", "--site", str(tmp_path / "nothing"), "--registry", str(registry)]) == 2
     assert main(["finetune", "--site", str(site.dir), "--registry", str(registry), "--resume"]) == 2
     assert main(["finetune", "--site", str(site.dir), "--registry", str(registry), "--base", "v0042"]) == 2
+    assert main(["finetune", "--site", str(site.dir), "--registry", str(registry), "--heldout-share", "1"]) == 2
+    assert main(["finetune", "--site", str(site.dir), "--registry", str(registry), "--max-dice-drop", "-1"]) == 2
+    assert not registry.exists()  # refused before anything was written
 
 
 def test_a_run_killed_after_registering_does_not_register_twice(

@@ -130,8 +130,8 @@ def _new_run(registry: ModelRegistry, request: FinetuneRequest, work: Path, log:
     if (work / RUN_FILE).is_file():
         raise OutputError(f"a fine-tune run is already in progress in {work}: continue it with --resume, "
                           "or delete that folder to start over")
-    base = _base_version(registry, request.base, log)
     plan = plan_site(Path(request.site_dir), request.unlabeled_dir, request.heldout_share)
+    base = _base_version(registry, request.base, log)
     try:
         work.mkdir(parents=True, exist_ok=True)
         write_run_index(plan, work)

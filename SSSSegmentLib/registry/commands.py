@@ -124,6 +124,8 @@ def cmd_finetune(args: argparse.Namespace, out) -> int:  # noqa: ANN001  (cli.Re
         raise InputError(str(exc)) from None
     if args.steps < 1:
         raise InputError("--steps must be >= 1")
+    if not 0.0 < args.heldout_share < 1.0:
+        raise InputError(f"--heldout-share must be between 0 and 1 (exclusive), got {args.heldout_share}")
     request = FinetuneRequest(args.site, args.registry, args.unlabeled, args.base, args.steps, args.resume,
                               args.heldout_share, gate, args.device, _overrides(args.train_config))
     import logging
