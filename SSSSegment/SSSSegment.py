@@ -80,6 +80,8 @@ class SSSSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._job = None
         self._jobStarted = 0.0
         self._timer = None
+        self._finetuneJob = None  # the running ``sssseg finetune`` child, separate from segmentation
+        self._finetuneTimer = None
         self._models = []  # InstalledModel entries shown in modelComboBox, in order
 
     def setup(self) -> None:
@@ -92,6 +94,9 @@ class SSSSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._timer = qt.QTimer()
         self._timer.setInterval(POLL_INTERVAL_MS)
         self._timer.connect("timeout()", self.onPollTimer)
+        self._finetuneTimer = qt.QTimer()
+        self._finetuneTimer.setInterval(POLL_INTERVAL_MS)
+        self._finetuneTimer.connect("timeout()", self.onFinetunePollTimer)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.ui.segmentButton.connect("clicked(bool)", self.onSegmentButton)
@@ -99,6 +104,8 @@ class SSSSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.importModelButton.connect("clicked(bool)", self.onImportModelButton)
         self.ui.addToSiteButton.connect("clicked(bool)", self.onAddToSiteButton)
         self.ui.rollbackModelButton.connect("clicked(bool)", self.onRollbackModelButton)
+        self.ui.finetuneButton.connect("clicked(bool)", self.onFinetuneButton)
+        self.ui.finetuneCancelButton.connect("clicked(bool)", self.onFinetuneCancelButton)
         self.ui.modelComboBox.connect("currentIndexChanged(int)", self.onModelSelected)
         self.ui.installDependenciesButton.connect("clicked(bool)", self.onInstallDependenciesButton)
         self.ui.show3DCheckBox.connect("toggled(bool)", self.onShow3DToggled)
@@ -107,7 +114,10 @@ class SSSSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def cleanup(self) -> None:
         if self._job is not None:
             self._job.cancel()
+        if self._finetuneJob is not None:
+            self._finetuneJob.cancel()
         self._timer.stop()
+        self._finetuneTimer.stop()
         self.removeObservers()
 
     def enter(self) -> None:
@@ -274,6 +284,53 @@ class SSSSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._refreshModels()
             self.ui.statusLabel.text = f"Active model: {version.version} ({version.source})"
 
+    def onFinetuneButton(self) -> None:
+        with slicer.util.tryWithErrorDisplay("Could not start fine-tuning.", waitCursor=True):
+            self.ui.finetuneProgressBar.value = 0
+            self.ui.finetuneStatusLabel.text = "Starting fine-tuning on the site training set…"
+            self._finetuneJob = self.logic.startFinetune()
+            self._finetuneTimer.start()
+        self._updateFinetuneButtons()
+
+    def onFinetunePollTimer(self) -> None:
+        from SSSSegmentLib.runner import DoneEvent, ErrorEvent, LogEvent, ProgressEvent
+
+        job = self._finetuneJob
+        if job is None:
+            self._finetuneTimer.stop()
+            return
+        for event in job.poll():
+            if isinstance(event, ProgressEvent):
+                self.ui.finetuneProgressBar.value = int(round(1000 * event.fraction))
+                self.ui.finetuneStatusLabel.text = f"{event.stage}: {event.message}" if event.message else event.stage
+            elif isinstance(event, LogEvent):
+                logging.info(f"SSSSegment fine-tune: {event.message}")  # the whole log, in Slicer's log
+                self.ui.finetuneStatusLabel.text = event.message
+            elif isinstance(event, DoneEvent):
+                self.ui.finetuneProgressBar.value = 1000
+                self.ui.finetuneStatusLabel.text = "Fine-tuning done (the gate's verdict is in the log)."
+            elif isinstance(event, ErrorEvent):
+                self.ui.finetuneStatusLabel.text = f"Fine-tuning failed: {event.message}"
+        if job.finished:
+            self._finetuneTimer.stop()
+            self._finetuneJob = None
+            self._refreshModels()
+            self._updateFinetuneButtons()
+
+    def onFinetuneCancelButton(self) -> None:
+        if self._finetuneJob is not None:
+            self._finetuneJob.cancel()
+        self._finetuneTimer.stop()
+        self._finetuneJob = None
+        self.ui.finetuneProgressBar.value = 0
+        self.ui.finetuneStatusLabel.text = "Cancelled; the active model did not change. Fine-tune continues the run."
+        self._updateFinetuneButtons()
+
+    def _updateFinetuneButtons(self) -> None:
+        running = self._finetuneJob is not None
+        self.ui.finetuneButton.enabled = not running
+        self.ui.finetuneCancelButton.enabled = running
+
     def onInstallDependenciesButton(self) -> None:
         with slicer.util.tryWithErrorDisplay("Could not install the dependencies.", waitCursor=True):
             installed = self.logic.installDependencies(confirm=True)
@@ -326,14 +383,19 @@ class SSSSegmentLogic(ScriptedLoadableModuleLogic):
         labels = segmentation_to_labelmap(segmentationNode, ct.geometry, ct.shape_zyx)
         return add_site_case(Path(siteDir) if siteDir else default_site_dir(), ct.hu_zyx, ct.geometry, labels)
 
-    def startFinetune(self, siteDir=None, unlabeledDir=None, steps=300, resume=False, device="auto"):
+    def startFinetune(self, siteDir=None, unlabeledDir=None, steps=300, resume=None, device="auto"):
         """Start ``sssseg finetune`` on the site folder in a child process; returns the running
-        ``ChildProcessRunner`` (``poll()`` for progress and log events, ``cancel()``)."""
+        ``ChildProcessRunner`` (``poll()`` for progress and log events, ``cancel()``). ``resume`` None:
+        continue a run that was cancelled or killed, else start a new one."""
+        from SSSSegmentLib.finetune.run import has_interrupted_run
         from SSSSegmentLib.site_data import default_site_dir
         from SSSSegmentLib.slicer_bridge.finetune_job import finetune_command, start_finetune
 
         self._requireDependencies()
-        command = finetune_command(Path(siteDir) if siteDir else default_site_dir(), self._requireRegistry(),
+        registry = self._requireRegistry()
+        if resume is None:
+            resume = has_interrupted_run(registry)
+        command = finetune_command(Path(siteDir) if siteDir else default_site_dir(), registry,
                                    Path(unlabeledDir) if unlabeledDir else None, steps, resume, device)
         return start_finetune(command)
 

@@ -20,6 +20,7 @@ import yaml
 from SSSSegmentLib.bundled_models import bundled_model_path
 from SSSSegmentLib.errors import OutputError
 from SSSSegmentLib.finetune import FinetuneRequest, run_finetune
+from SSSSegmentLib.finetune.run import has_interrupted_run
 from SSSSegmentLib.fsutil import file_sha256
 from SSSSegmentLib.registry import GateRule, ModelRegistry, SiteMetrics
 
@@ -97,6 +98,7 @@ def test_full_disk_then_sigkill_then_resume_ends_with_a_valid_registry(
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
     assert [v.version for v in registry.versions()] == ["v0001"] and registry.active().version == "v0001"
+    assert has_interrupted_run(registry_dir)  # the panel's Fine-tune will continue it (--resume)
     # What a kill during a write leaves: a partial temp file beside the state, a half-copied version.
     (work / "train" / ".train_state.x1y2.pt").write_bytes(b"PK\x03\x04 partial")
     (registry_dir / "versions" / ".incoming-dead").mkdir()
@@ -124,6 +126,7 @@ def test_full_disk_then_sigkill_then_resume_ends_with_a_valid_registry(
     assert [r["step"] for r in log if "loss" in r] == [1, 2]  # no step lost or repeated
     assert any("val_mean_dice" in r for r in log)
     assert not work.exists() and result.run_dir.parent == registry_dir / "runs"
+    assert not has_interrupted_run(registry_dir)
 
 
 def _fake_training(final: Path):  # noqa: ANN202

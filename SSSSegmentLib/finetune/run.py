@@ -126,6 +126,12 @@ def _train_config(request: FinetuneRequest, info: dict, plan: SitePlan, work: Pa
     return TrainConfig.from_dict(values)
 
 
+def has_interrupted_run(registry_dir: Path) -> bool:
+    """True when a fine-tune run in this registry was stopped (killed, cancelled) before it ended:
+    ``--resume`` continues it, and a new run is refused until it has."""
+    return (Path(registry_dir) / "work" / RUN_FILE).is_file()
+
+
 def _new_run(registry: ModelRegistry, request: FinetuneRequest, work: Path, log: LogFn) -> dict:
     if (work / RUN_FILE).is_file():
         raise OutputError(f"a fine-tune run is already in progress in {work}: continue it with --resume, "
