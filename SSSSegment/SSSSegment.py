@@ -35,6 +35,7 @@ if (_REPO_DIR / "SSSSegmentLib").is_dir() and str(_REPO_DIR) not in sys.path:
 
 DEVICES = ["auto", "cpu", "gpu"]
 POLL_INTERVAL_MS = 200
+UNLABELED_DIR_SETTING = "SSSSegment/UnlabeledScansDir"  # Slicer setting: the site's unlabeled local scans
 
 
 class SSSSegment(ScriptedLoadableModule):
@@ -105,6 +106,8 @@ class SSSSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.addToSiteButton.connect("clicked(bool)", self.onAddToSiteButton)
         self.ui.rollbackModelButton.connect("clicked(bool)", self.onRollbackModelButton)
         self.ui.finetuneButton.connect("clicked(bool)", self.onFinetuneButton)
+        self.ui.unlabeledDirPathLineEdit.currentPath = qt.QSettings().value(UNLABELED_DIR_SETTING, "") or ""
+        self.ui.unlabeledDirPathLineEdit.connect("currentPathChanged(QString)", self.onUnlabeledDirChanged)
         self.ui.finetuneCancelButton.connect("clicked(bool)", self.onFinetuneCancelButton)
         self.ui.modelComboBox.connect("currentIndexChanged(int)", self.onModelSelected)
         self.ui.installDependenciesButton.connect("clicked(bool)", self.onInstallDependenciesButton)
@@ -288,9 +291,13 @@ class SSSSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         with slicer.util.tryWithErrorDisplay("Could not start fine-tuning.", waitCursor=True):
             self.ui.finetuneProgressBar.value = 0
             self.ui.finetuneStatusLabel.text = "Starting fine-tuning on the site training set…"
-            self._finetuneJob = self.logic.startFinetune()
+            unlabeled = self.ui.unlabeledDirPathLineEdit.currentPath or None
+            self._finetuneJob = self.logic.startFinetune(unlabeledDir=unlabeled)
             self._finetuneTimer.start()
         self._updateFinetuneButtons()
+
+    def onUnlabeledDirChanged(self, path: str) -> None:
+        qt.QSettings().setValue(UNLABELED_DIR_SETTING, path)
 
     def onFinetunePollTimer(self) -> None:
         from SSSSegmentLib.runner import DoneEvent, ErrorEvent, LogEvent, ProgressEvent
