@@ -107,8 +107,15 @@ def close_slice(mask_ji: np.ndarray, radius_mm: float, spacing_ji: tuple[float, 
     return ndimage.distance_transform_edt(dilated, sampling=spacing_ji) > radius_mm
 
 
+def _wanted_px(bone_ji: np.ndarray, cfg: CavityConfig) -> float:
+    """Pixels a closed slice's cavity covers at least: ``fallback_min_bbox_fraction`` of its bone's bounding box."""
+    rows, cols = np.flatnonzero(bone_ji.any(axis=1)), np.flatnonzero(bone_ji.any(axis=0))
+    return cfg.fallback_min_bbox_fraction * (rows[-1] - rows[0] + 1) * (cols[-1] - cols[0] + 1)
+
+
 def _reclose_open_slices(
     hu_zyx: np.ndarray,
+    bone_zyx: np.ndarray,
     closed_zyx: np.ndarray,
     inside_zyx: np.ndarray,
     spacing_ji: tuple[float, float],
@@ -119,13 +126,11 @@ def _reclose_open_slices(
     kept; then, with ``fallback_convex_hull`` and only where the head runs into the edge of the field
     of view (``_cut_by_fov``), the slice's cavity is the convex hull of its closed ring (no closing of
     sensible size bridges a ring cut open by a truncated field of view). ``hu_zyx`` (K, J, I) is
-    the CT crop."""
-    for k, hu_ji in enumerate(hu_zyx):
-        bone_ji = hu_ji >= cfg.bone_hu
+    the CT crop and ``bone_zyx`` its bone mask."""
+    for k, (hu_ji, bone_ji) in enumerate(zip(hu_zyx, bone_zyx, strict=True)):
         if not bone_ji.any():
             continue
-        rows, cols = np.flatnonzero(bone_ji.any(axis=1)), np.flatnonzero(bone_ji.any(axis=0))
-        wanted = cfg.fallback_min_bbox_fraction * (rows[-1] - rows[0] + 1) * (cols[-1] - cols[0] + 1)
+        wanted = _wanted_px(bone_ji, cfg)
         for radius in cfg.fallback_closing_mm:
             if np.count_nonzero(inside_zyx[k]) >= wanted:
                 break
@@ -145,9 +150,7 @@ def _open_slices(bone_zyx: np.ndarray, inside_zyx: np.ndarray, cfg: CavityConfig
     flags = np.zeros(bone_zyx.shape[0], dtype=bool)
     for k, bone_ji in enumerate(bone_zyx):
         if bone_ji.any():
-            rows, cols = np.flatnonzero(bone_ji.any(axis=1)), np.flatnonzero(bone_ji.any(axis=0))
-            wanted = cfg.fallback_min_bbox_fraction * (rows[-1] - rows[0] + 1) * (cols[-1] - cols[0] + 1)
-            flags[k] = np.count_nonzero(inside_zyx[k]) < wanted
+            flags[k] = np.count_nonzero(inside_zyx[k]) < _wanted_px(bone_ji, cfg)
     return flags
 
 
@@ -229,7 +232,7 @@ def intracranial_cavity(hu_zyx: np.ndarray, geometry: Geometry, cfg: CavityConfi
     if cfg.bridge_slices:
         closed |= ndimage.binary_closing(closed, structure=np.ones((3, 1, 1), dtype=bool))
     inside = (_fill_per_slice(closed) | ndimage.binary_fill_holes(closed)) & ~closed
-    _reclose_open_slices(hu_zyx[crop], closed, inside, (s_j, s_i), cfg)
+    _reclose_open_slices(hu_zyx[crop], bone[crop], closed, inside, (s_j, s_i), cfg)
     _borrow_from_neighbours(bone[crop], closed, inside, spacing_zyx(geometry)[0], cfg)
     inside = _restore_small_holes(inside, cfg.calcification_max_mm2 / (s_j * s_i))
     inside &= hu_zyx[crop] >= cfg.min_content_hu

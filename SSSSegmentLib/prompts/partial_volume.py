@@ -39,6 +39,7 @@ so a small blood-density blob hugging such a spot is partial volume of the spot.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -164,7 +165,30 @@ def thickness_evidence(
     the opening at in-plane depth (sulcal blood); see the module docstring.
 
     ``hu_zyx``: raw CT in HU; ``cavity_zyx``: the intracranial cavity; ``spacing_zyx``: mm (s_k, s_j, s_i).
+    The work is done on the cavity's in-plane bounding box, widened by ``min_thickness_mm``: outside
+    the cavity everything is skull, so no voxel's result depends on what lies beyond that margin.
     """
+    opened = np.zeros(cavity_zyx.shape, dtype=bool)
+    unopened = np.zeros(cavity_zyx.shape, dtype=bool)
+    if not cavity_zyx.any():
+        return opened, unopened
+    box = _inplane_box(cavity_zyx, (spacing_zyx[1], spacing_zyx[2]), cfg.min_thickness_mm)
+    opened[box], unopened[box] = _evidence_in_box(hu_zyx[box], cavity_zyx[box], spacing_zyx, cfg)
+    return opened, unopened
+
+
+def _inplane_box(cavity_zyx: np.ndarray, spacing_ji: tuple[float, float], margin_mm: float) -> tuple[slice, ...]:
+    """All slices, and the cavity's (j, i) bounding box widened by ``margin_mm`` plus 2 pixels."""
+    rows, cols = np.flatnonzero(cavity_zyx.any(axis=(0, 2))), np.flatnonzero(cavity_zyx.any(axis=(0, 1)))
+    pad_j, pad_i = (math.ceil(margin_mm / s) + 2 for s in spacing_ji)
+    return (slice(None), slice(max(rows[0] - pad_j, 0), rows[-1] + pad_j + 1),
+            slice(max(cols[0] - pad_i, 0), cols[-1] + pad_i + 1))
+
+
+def _evidence_in_box(
+    hu_zyx: np.ndarray, cavity_zyx: np.ndarray, spacing_zyx: tuple[float, float, float], cfg: PartialVolumeConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """``thickness_evidence`` on a crop (K, J', I') that holds the cavity with a margin around it."""
     spacing_ji = (spacing_zyx[1], spacing_zyx[2])
     smooth = ndimage.median_filter(hu_zyx, size=(1, 3, 3))
     skull = ~cavity_zyx | (smooth > cfg.partial_volume_hu)
