@@ -43,14 +43,13 @@ def site_phantom(seed: int, normal: bool = False):  # noqa: ANN201
     return generate_phantom(seed, config, SITE)
 
 
-def build_site(work: Path) -> tuple[Path, Path]:
-    """The site folder (3 corrected phantoms + the GE scan as confirmed normal) and the unlabeled folder."""
+def build_site(work: Path, ge) -> tuple[Path, Path]:  # noqa: ANN001
+    """The site folder (3 corrected phantoms + the GE scan ``ge`` as confirmed normal) and the unlabeled folder."""
     site, unlabeled = work / "site", work / "unlabeled"
     unlabeled.mkdir(parents=True)
     for seed in SEEDS["corrected"]:
         ph = site_phantom(seed)
         add_site_case(site, hu_int16(ph.hu_zyx), ph.geometry, ph.labels_zyx)
-    ge = api.read_ct(GE_DIR)
     add_site_case(site, hu_int16(ge.hu_zyx), ge.geometry, np.zeros(ge.shape_zyx, np.uint8))
     for seed in SEEDS["unlabeled"]:
         ph = site_phantom(seed)
@@ -84,9 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     work = args.work or Path(tempfile.mkdtemp(prefix="new_site_"))
     start = time.perf_counter()
-    site, unlabeled = build_site(work)
-    tests = [site_phantom(s) for s in SEEDS["test"]] + [site_phantom(s, normal=True) for s in SEEDS["test_normal"]]
     ge = api.read_ct(GE_DIR)
+    site, unlabeled = build_site(work, ge)
+    tests = [site_phantom(s) for s in SEEDS["test"]] + [site_phantom(s, normal=True) for s in SEEDS["test_normal"]]
     print(f"site data written in {time.perf_counter() - start:.0f} s: {site}, {unlabeled}", flush=True)
     rows = [("bundled model (before)", score(bundled_model_path("tiny"), tests, ge), 0.0, "")]
     for method in ("sss", "supervised"):
