@@ -1,4 +1,4 @@
-"""``sssseg finetune``: site split, the sss run from the active model, a full disk, SIGKILL and
+"""``sssseg finetune``: site split, the sss run from the active model, a full disk, SIGKILL mid-write and
 resume, registration and the gate (tiny phantoms, a few CPU steps)."""
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from SSSSegmentLib.finetune import FinetuneRequest, run_finetune
 from SSSSegmentLib.finetune.run import has_interrupted_run
 from SSSSegmentLib.fsutil import file_sha256
 from SSSSegmentLib.registry import GateRule, ModelRegistry, SiteMetrics
+from SSSSegmentLib.training.checkpointing import load_train_state
 
 QUICK = {"batch_labeled": 1, "batch_unlabeled": 2, "max_prompts": 2, "warmup_steps": 1, "log_every": 1,
          "checkpoint_every": 1, "val_every": 2, "freeze_encoder": True}
@@ -56,6 +57,27 @@ def _request(site: SimpleNamespace, registry: Path, **changes: object) -> Finetu
     return FinetuneRequest(**values)
 
 
+# A child ``sssseg`` whose second ``torch.save`` writes half its bytes, touches ``argv[1]`` and hangs.
+KILLED_MID_WRITE = """
+import io, sys, time
+from pathlib import Path
+import torch
+real_save, calls = torch.save, []
+def half_save(obj, f, *args, **kwargs):
+    calls.append(f)
+    if len(calls) < 2:
+        return real_save(obj, f, *args, **kwargs)
+    buffer = io.BytesIO()
+    real_save(obj, buffer)
+    Path(f).write_bytes(buffer.getvalue()[: buffer.tell() // 2])
+    Path(sys.argv[1]).touch()
+    time.sleep(600)
+torch.save = half_save
+from SSSSegmentLib.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
 def _wait_for(path: Path, proc: subprocess.Popen, timeout_s: float = 240) -> None:
     end = time.monotonic() + timeout_s
     while not path.exists():
@@ -85,22 +107,25 @@ def test_full_disk_then_sigkill_then_resume_ends_with_a_valid_registry(
     assert file_sha256(bundled.model_path) == file_sha256(bundled_model_path("tiny"))
     assert not (work / "train" / "train_state.pt").exists() and not list((work / "train").glob(".*"))
 
-    # 2. Resumed in a child process, SIGKILLed right after its first checkpoint.
+    # 2. Resumed in a child process, SIGKILLed in the middle of writing its second checkpoint: the
+    # child's torch.save writes half the bytes of step 2's state, then waits to be killed.
     config = tmp_path / "finetune.yaml"
     config.write_text(yaml.safe_dump(QUICK))
-    cmd = [sys.executable, "-m", "SSSSegmentLib.cli", "finetune", "--site", str(site.dir), "--unlabeled",
+    marker = tmp_path / "mid-write"
+    cmd = [sys.executable, "-c", KILLED_MID_WRITE, str(marker), "finetune", "--site", str(site.dir), "--unlabeled",
            str(site.unlabeled), "--registry", str(registry_dir), "--steps", "2", "--resume", "--device", "cpu",
            "--train-config", str(config), "--progress", "none"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        _wait_for(work / "train" / "train_state.pt", proc)
+        _wait_for(marker, proc)
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
     assert [v.version for v in registry.versions()] == ["v0001"] and registry.active().version == "v0001"
     assert has_interrupted_run(registry_dir)  # the panel's Fine-tune will continue it (--resume)
-    # What a kill during a write leaves: a partial temp file beside the state, a half-copied version.
-    (work / "train" / ".train_state.x1y2.pt").write_bytes(b"PK\x03\x04 partial")
+    assert load_train_state(work / "train" / "train_state.pt").step == 1  # step 1's state, intact
+    assert len(list((work / "train").glob(".train_state.*.pt"))) == 1  # the half-written step 2
+    # What a kill during the registry's copy leaves: a half-copied version.
     (registry_dir / "versions" / ".incoming-dead").mkdir()
     (registry_dir / "versions" / ".incoming-dead" / "model.safetensors").write_bytes(b"partial")
 
