@@ -124,15 +124,22 @@ def _parser() -> argparse.ArgumentParser:
 
 def _cmd_segment(args: argparse.Namespace, out: Reporter) -> int:
     import dataclasses
+    import time
 
+    start = time.perf_counter()
     from . import api
     from .inference import inference_config_for
+    from .inference.timing import StageClock
 
+    clock = StageClock()
+    clock.add("imports", time.perf_counter() - start)
     outputs = api.check_outputs(args.output, args.overwrite, args.nifti, args.qc)
     out.progress("read", 0.02, args.input.name)
-    volume = api.read_ct(args.input, out.log, args.series_uid)
+    with clock.stage("read"):
+        volume = api.read_ct(args.input, out.log, args.series_uid)
     api.check_output_space(outputs, volume.shape_zyx)
-    loaded = api.load_model(args.preset, args.checkpoint, args.sam2_checkpoint, args.device, args.untrained)
+    with clock.stage("model_load"):
+        loaded = api.load_model(args.preset, args.checkpoint, args.sam2_checkpoint, args.device, args.untrained)
     out.log(f"model: {loaded.source} on {loaded.device}")
     if loaded.bundled:
         out.log(f"NOTE: {api.BUNDLED_MODEL_NOTICE}")
@@ -143,11 +150,12 @@ def _cmd_segment(args: argparse.Namespace, out: Reporter) -> int:
         config = dataclasses.replace(config, refine=args.refine == "on")
     out.log(f"SAM-2 decoder refinement: {'on' if config.refine else 'off'}")
     result = api.segment_volume(volume, loaded, config, out.progress, out.log)
-    api.write_outputs(result, outputs, args.overwrite, volume, qc_title=args.input.name)
+    with clock.stage("write"):
+        api.write_outputs(result, outputs, args.overwrite, volume, qc_title=args.input.name)
     out.close()
     if out.mode == "json":
         emit_json("done", outputs=[str(p) for p in outputs], volumes_ml=result.volumes_ml,
-                  timings_s=result.timings_s, trained=loaded.trained)
+                  timings_s={**clock.seconds, **result.timings_s}, trained=loaded.trained)
     else:
         print(format_volumes(result.volumes_ml))
         print("wrote " + ", ".join(str(p) for p in outputs))

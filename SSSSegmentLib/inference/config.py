@@ -20,6 +20,12 @@ class InferenceConfig:
     box_margin_px: a refined mask may not reach further than this many slice pixels outside its
         prompt box (SAM masks can leak along similar-looking tissue).
     prompts: the prompt generator's rules.
+    acquired_planes: encode the acquired planes of a DICOM stack that reading resampled along k
+        (gantry tilt, uneven spacing) when there are fewer of them, and blend their probabilities
+        onto the grid (``coarse.coarse_candidates``); False encodes the K resampled slices.
+    keep_features: the plain reference path: keep every slice's features and the full probability
+        volume (memory grows with K). False streams: probabilities are reduced batch by batch and
+        only the slices that hold prompts are encoded again for the decoder.
     """
 
     batch_size: int | None = None
@@ -28,6 +34,8 @@ class InferenceConfig:
     box_margin_px: int = 8
     prompt_batch: int = 64
     prompts: PromptConfig = field(default_factory=PromptConfig)
+    acquired_planes: bool = True
+    keep_features: bool = False
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> InferenceConfig:

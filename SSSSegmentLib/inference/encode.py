@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 
 from ..progress import ProgressCallback, silent
+from .timing import StageClock
 
 # Slices per encoder batch on the CPU, by preset image size (memory is not the limit there, cache is).
 _CPU_BATCH_BY_SIZE = {256: 8, 512: 2, 1024: 1}
@@ -120,6 +122,106 @@ def run_batched(
     return batch_size
 
 
+def slice_probabilities(frame: object, logits: torch.Tensor) -> np.ndarray:
+    """Coarse logits (b, 6, h, w) in model space -> softmax probabilities float32 (6, b, J, I) on the
+    slice grid of ``frame`` (all labels resampled in one call)."""
+    probs = torch.softmax(logits.float(), dim=1)
+    b, labels = probs.shape[:2]
+    on_slice = frame.masks_to_slice(probs.reshape(b * labels, *probs.shape[2:]).cpu())
+    return on_slice.reshape(b, labels, *on_slice.shape[1:]).transpose(0, 1).numpy()
+
+
+def _encode_batch(
+    model: torch.nn.Module, hu_kyx: np.ndarray, device: torch.device, clock: StageClock, coarse: bool = True
+) -> tuple[object, torch.Tensor | None, object]:
+    """(features, coarse logits (b, 6, S/2, S/2) or None without ``coarse``, frame) of slices (b, J, I)
+    in HU; timed into ``clock`` as preprocess, encoder (the SAM-2 image encoder) and dfe_head (DFE,
+    decoder projections, coarse head)."""
+    from ..model import ct_to_model_input
+
+    with clock.stage("preprocess"):
+        images, frame = ct_to_model_input(hu_kyx, model.preset.image_size)
+        images = images.to(device)
+    encoder = getattr(getattr(model, "sam", None), "image_encoder", None)
+    encoder_before = clock.seconds.get("encoder", 0.0)
+    start = time.perf_counter()
+    timed = clock.module(encoder, "encoder") if encoder is not None else contextlib.nullcontext()
+    with timed, autocast_for(device):
+        feats = model.encode(images)
+        logits = model.coarse_logits(feats) if coarse else None
+    clock.add("dfe_head", time.perf_counter() - start - (clock.seconds.get("encoder", 0.0) - encoder_before))
+    return feats, logits, frame
+
+
+@torch.no_grad()
+def stream_probabilities(
+    model: torch.nn.Module,
+    hu_kyx: np.ndarray,
+    device: torch.device,
+    on_batch: Callable[[int, int, np.ndarray], None],
+    batch_size: int | None = None,
+    progress: ProgressCallback = silent,
+    clock: StageClock | None = None,
+    log: Callable[[str], None] | None = None,
+) -> int:
+    """Coarse per-label probabilities of every slice, batch by batch, keeping nothing.
+
+    hu_kyx: float32 (K, J, I) in HU. ``on_batch(lo, hi, probs)`` receives float32 (6, hi - lo, J, I)
+    for slices [lo, hi) and reduces them (memory then does not grow with K). Times go to ``clock``
+    (preprocess, encoder, dfe_head, to_grid). Returns the batch size that finally worked.
+    """
+    clock = clock or StageClock()
+    n_slices = hu_kyx.shape[0]
+
+    def step(lo: int, hi: int) -> None:
+        _, logits, frame = _encode_batch(model, hu_kyx[lo:hi], device, clock)
+        with clock.stage("to_grid"):
+            on_batch(lo, hi, slice_probabilities(frame, logits))
+        progress("encode", 0.1 + 0.6 * hi / n_slices, f"slice {hi}/{n_slices}")
+
+    batch = batch_size or default_batch_size(model.preset.image_size, device)
+    return run_batched(n_slices, batch, step, _oom_logger(log))
+
+
+@torch.no_grad()
+def encode_features(
+    model: torch.nn.Module,
+    hu_kyx: np.ndarray,
+    device: torch.device,
+    batch_size: int | None = None,
+    clock: StageClock | None = None,
+    cache_device: torch.device | None = None,
+) -> tuple[object, object]:
+    """Decoder features of the slices (K, J, I) in HU (a ``SliceFeatures`` with batch = K, on
+    ``cache_device``, default CPU) and their ``SliceFrame``; e.g. only the slices that hold prompts."""
+    clock = clock or StageClock()
+    parts: list[object] = []
+    frames: list[object] = []
+
+    def step(lo: int, hi: int) -> None:
+        feats, _, frame = _encode_batch(model, hu_kyx[lo:hi], device, clock, coarse=False)
+        frames.append(frame)
+        parts.append(_decoder_features(feats, cache_device))
+
+    run_batched(hu_kyx.shape[0], batch_size or default_batch_size(model.preset.image_size, device), step)
+    return concat_features(parts), frames[0]
+
+
+def _decoder_features(feats: object, cache_device: torch.device | None) -> object:
+    """Drop what only the coarse head needs (stride-4 FPN map, detail stem), move to ``cache_device``."""
+    empty = feats.fpn_stride4.new_empty((feats.batch_size, 0))
+    feats = dataclasses.replace(feats, fpn_stride4=empty, detail=empty)
+    return map_features(feats, lambda t: t.float().to(cache_device or torch.device("cpu")))
+
+
+def _oom_logger(log: Callable[[str], None] | None) -> Callable[[int], None]:
+    def on_oom(new_size: int) -> None:
+        if log:
+            log(f"out of GPU memory: retrying with {new_size} slice(s) per batch")
+
+    return on_oom
+
+
 @torch.no_grad()
 def encode_volume(
     model: torch.nn.Module,
@@ -129,40 +231,29 @@ def encode_volume(
     progress: ProgressCallback = silent,
     cache_device: torch.device | None = None,
     log: Callable[[str], None] | None = None,
+    clock: StageClock | None = None,
 ) -> EncodedVolume:
     """Encode every axial slice and compute coarse per-label probabilities on the volume grid.
 
-    hu_zyx: float32 (K, J, I) in HU. Returns features for all K slices (on ``cache_device``,
-    default CPU) and ``prob_lzyx`` float32 (6, K, J, I).
+    The plain reference path: it keeps every slice's features and the full probability volume
+    (memory grows with K; ``stream_probabilities`` keeps neither). hu_zyx: float32 (K, J, I) in HU.
+    Returns features for all K slices (on ``cache_device``, default CPU) and ``prob_lzyx`` float32
+    (6, K, J, I).
     """
-    from ..model import ct_to_model_input
-
-    image_size = model.preset.image_size
+    clock = clock or StageClock()
     n_slices = hu_zyx.shape[0]
-    cache_device = cache_device or torch.device("cpu")
-    batch = batch_size or default_batch_size(image_size, device)
+    batch = batch_size or default_batch_size(model.preset.image_size, device)
     prob_lzyx = np.zeros((6, *hu_zyx.shape), dtype=np.float32)
     parts: list[object] = []
     frames: list[object] = []
 
     def step(lo: int, hi: int) -> None:
-        images, frame = ct_to_model_input(hu_zyx[lo:hi], image_size)
-        with autocast_for(device):
-            feats = model.encode(images.to(device))
-            logits = model.coarse_logits(feats)
-        # The stride-4 FPN map and the detail stem only feed the coarse head: do not keep them.
-        empty = feats.fpn_stride4.new_empty((hi - lo, 0))
-        feats = dataclasses.replace(feats, fpn_stride4=empty, detail=empty)
+        feats, logits, frame = _encode_batch(model, hu_zyx[lo:hi], device, clock)
         frames.append(frame)
-        probs = torch.softmax(logits.float(), dim=1)  # (b, 6, S/2, S/2)
-        for label in range(6):
-            prob_lzyx[label, lo:hi] = frame.masks_to_slice(probs[:, label].cpu()).numpy()
-        parts.append(map_features(feats, lambda t: t.float().to(cache_device)))
+        with clock.stage("to_grid"):
+            prob_lzyx[:, lo:hi] = slice_probabilities(frame, logits)
+        parts.append(_decoder_features(feats, cache_device))
         progress("encode", 0.1 + 0.6 * hi / n_slices, f"slice {hi}/{n_slices}")
 
-    def on_oom(new_size: int) -> None:
-        if log:
-            log(f"out of GPU memory: retrying with {new_size} slice(s) per batch")
-
-    final_batch = run_batched(n_slices, batch, step, on_oom)
+    final_batch = run_batched(n_slices, batch, step, _oom_logger(log))
     return EncodedVolume(concat_features(parts), prob_lzyx, frames[0], final_batch)

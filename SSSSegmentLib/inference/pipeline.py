@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -13,11 +12,15 @@ import torch
 
 from ..evaluation.metrics import class_volumes_ml
 from ..progress import ProgressCallback, silent
+from ..prompts.components import candidate_label_map
+from ..prompts.generator import decision_log_lines, prompts_from_candidates
 from ..volumes.geometry import CTVolume, Geometry
 from ..volumes.orientation import to_axial
+from .coarse import coarse_candidates
 from .config import InferenceConfig, inference_config_for
-from .encode import encode_volume
+from .encode import encode_features, encode_volume
 from .refine import decode_prompts, fuse_refined
+from .timing import StageClock
 
 LOG = logging.getLogger("sssseg")
 
@@ -80,45 +83,70 @@ def segment_axial(
 ) -> SegmentationResult:
     """Segment a volume whose k-slices are taken as axial (no reorientation; see ``segment_volume``).
 
-    Steps: encode all k-slices (batched) -> coarse per-label probabilities on the volume
-    grid -> prompts from the physically-constrained generator -> SAM-2 decoder refinement of
-    each prompt -> fusion to one label per voxel. Without ``config``, the model's own recommended
-    settings (``inference_config_for``) apply.
+    Steps: encode the k-slices (batched; a tilted DICOM stack's acquired planes, see
+    ``coarse.coarse_candidates``) -> coarse per-label candidates on the volume grid -> prompts from
+    the physically-constrained generator -> SAM-2 decoder refinement of each prompt (features of the
+    prompted slices, encoded again unless ``config.keep_features``) -> fusion to one label per voxel.
+    Without ``config``, the model's own recommended settings (``inference_config_for``) apply.
+    ``timings_s``: totals "encode", "prompts", "refine" and their parts "preprocess", "encoder",
+    "dfe_head", "to_grid", "decoder", "fusion" (seconds).
     """
-    from ..prompts import generate_prompts
-    from ..prompts.generator import decision_log_lines
-
     config = config or inference_config_for(model)
-    timings: dict[str, float] = {}
+    clock = StageClock()
     model.eval()
-    t0 = time.perf_counter()
     progress("encode", 0.1, "image encoder")
-    encoded = encode_volume(model, volume.hu_zyx, device, config.batch_size, progress, log=log)
-    timings["encode"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
+    with clock.stage("encode"):
+        candidates, encoded, batch = _coarse(volume, model, device, config, progress, clock, log)
     progress("prompts", 0.72, "physical constraints")
-    prompt_set = generate_prompts(encoded.prob_lzyx, volume.hu_zyx, volume.geometry, config.prompts)
-    timings["prompts"] = time.perf_counter() - t0
+    with clock.stage("prompts"):
+        prompt_set = prompts_from_candidates(candidates, volume.hu_zyx, volume.geometry, config.prompts)
     for line in decision_log_lines(prompt_set.decisions):
         (log or LOG.info)(f"PCPG: {line}")
-
-    t0 = time.perf_counter()
     prompts = list(prompt_set.prompts)
-    if config.refine and prompts:
-        masks = decode_prompts(model, encoded.features, encoded.frame, prompts, device, config.prompt_batch, progress)
-        labels_zyx = fuse_refined(prompts, masks, volume.shape_zyx, config.mask_threshold, config.box_margin_px,
-                                  prompt_set.plausible_zyx)
-    else:
+    with clock.stage("refine"):
         labels_zyx = np.asarray(prompt_set.kept_zyx, dtype=np.uint8)
-    timings["refine"] = time.perf_counter() - t0
+        if config.refine and prompts:
+            labels_zyx = _refine(volume, model, device, config, prompts, prompt_set, encoded, progress, clock)
     progress("done", 1.0, f"{len(prompts)} prompts")
     return SegmentationResult(
         labels_zyx=labels_zyx,
         geometry=volume.geometry,
         volumes_ml=class_volumes_ml(labels_zyx, volume.geometry.spacing_mm),
         prompt_set=prompt_set,
-        timings_s=timings,
-        encoder_batch_size=encoded.batch_size,
+        timings_s=dict(clock.seconds),
+        encoder_batch_size=batch,
         working_geometry=volume.geometry,
     )
+
+
+def _coarse(volume: CTVolume, model: torch.nn.Module, device: torch.device, config: InferenceConfig,
+            progress: ProgressCallback, clock: StageClock, log: Callable[[str], None] | None):
+    """(candidates uint8 (K, J, I), the reference path's ``EncodedVolume`` or None, encoder batch size)."""
+    threshold = config.prompts.prob_threshold
+    if config.keep_features:
+        encoded = encode_volume(model, volume.hu_zyx, device, config.batch_size, progress, log=log, clock=clock)
+        return candidate_label_map(encoded.prob_lzyx, threshold), encoded, encoded.batch_size
+    candidates, n_encoded, batch = coarse_candidates(model, volume, device, threshold, config.acquired_planes,
+                                                     config.batch_size, progress, clock, log)
+    if n_encoded < volume.shape_zyx[0]:
+        (log or LOG.info)(f"encoded the {n_encoded} acquired planes, not the {volume.shape_zyx[0]} resampled slices")
+    return candidates, None, batch
+
+
+def _refine(volume: CTVolume, model: torch.nn.Module, device: torch.device, config: InferenceConfig,
+            prompts: list, prompt_set: object, encoded: object | None, progress: ProgressCallback,
+            clock: StageClock) -> np.ndarray:
+    """Labels uint8 (K, J, I) from the decoder's masks of ``prompts``; without the reference path's
+    ``encoded`` features, the slices that hold prompts are encoded (again) here."""
+    if encoded is not None:
+        features, frame, local = encoded.features, encoded.frame, prompts
+    else:
+        ks = sorted({p.slice_k for p in prompts})
+        features, frame = encode_features(model, volume.hu_zyx[ks], device, config.batch_size, clock)
+        row = {k: n for n, k in enumerate(ks)}
+        local = [dataclasses.replace(p, slice_k=row[p.slice_k]) for p in prompts]
+    with clock.stage("decoder"):
+        masks = decode_prompts(model, features, frame, local, device, config.prompt_batch, progress)
+    with clock.stage("fusion"):
+        return fuse_refined(prompts, masks, volume.shape_zyx, config.mask_threshold, config.box_margin_px,
+                            prompt_set.plausible_zyx)

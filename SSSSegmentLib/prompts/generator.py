@@ -255,7 +255,17 @@ def generate_prompts(
     """
     config = config or PromptConfig()
     _check_inputs(prob_lzyx, hu_zyx)
-    candidates = candidate_label_map(prob_lzyx, config.prob_threshold)
+    return prompts_from_candidates(candidate_label_map(prob_lzyx, config.prob_threshold), hu_zyx, geometry, config)
+
+
+def prompts_from_candidates(
+    candidates: np.ndarray, hu_zyx: np.ndarray, geometry: Geometry, config: PromptConfig | None = None
+) -> PromptSet:
+    """``generate_prompts`` from the candidate map (``candidate_label_map`` of the probabilities, uint8
+    (K, J, I); modified in place), for callers that reduce the probabilities slice by slice."""
+    config = config or PromptConfig()
+    if candidates.shape != hu_zyx.shape:
+        raise InputError(f"CT shape {hu_zyx.shape} differs from the candidate grid {candidates.shape}")
     dense_limit = config.blood_density.exclude_voxels_above_hu
     if config.blood_density.enabled and dense_limit is not None:
         candidates[hu_zyx > dense_limit] = 0  # bone and calcification are never blood

@@ -155,12 +155,12 @@ def read_dicom_series(folder: Path, series_uid: str | None = None, log: LogFn | 
                      f"set to {AIR_HU:.0f} HU (air)")
     stack = SliceStack(slices_hu=slices_hu, positions_lps=positions, row_dir=row_dir, col_dir=col_dir,
                        pixel_spacing=spacing, tilt_tag_deg=_tilt_tag(datasets[0]))
-    hu_zyx, geometry, resample_notes = stack_to_volume(stack, resample_tilt=resample_tilt)
+    hu_zyx, geometry, resample_notes, planes = stack_to_volume(stack, resample_tilt=resample_tilt)
     notes.extend(resample_notes)
     for line in notes:
         if log is not None:
             log(line)
-    return CTVolume(hu_zyx=hu_zyx, geometry=geometry, source=str(folder), notes=tuple(notes))
+    return CTVolume(hu_zyx=hu_zyx, geometry=geometry, source=str(folder), notes=tuple(notes), planes=planes)
 
 
 def _tilt_tag(dataset) -> float | None:  # noqa: ANN001

@@ -76,12 +76,16 @@ class CTVolume:
     ``hu_zyx``: float32 array, shape (K, J, I) = (slices, rows, columns), values in HU.
     ``source``: where it came from (path or description), for messages.
     ``notes``: log lines produced while reading (e.g. gantry-tilt resampling).
+    ``planes``: for a DICOM stack resampled along k (gantry tilt, uneven spacing), its acquired slices on
+    this grid's in-plane pixels and how they blend into ``hu_zyx`` (``stack_resample.AcquiredPlanes``),
+    so the model can look at the S acquired planes instead of the K resampled slices; None otherwise.
     """
 
     hu_zyx: np.ndarray
     geometry: Geometry
     source: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
+    planes: object | None = None
 
     @property
     def shape_zyx(self) -> tuple[int, int, int]:

@@ -130,7 +130,37 @@ def _blend_weights(heights: np.ndarray, out_heights: np.ndarray) -> tuple[np.nda
     return lower, np.clip(weight, 0.0, 1.0)
 
 
-def _resampled(stack: SliceStack, layout: StackLayout, v: np.ndarray) -> tuple[np.ndarray, Geometry]:
+@dataclass(frozen=True, eq=False)
+class AcquiredPlanes:
+    """The acquired slices of a resampled stack, already on the output's in-plane grid.
+
+    ``hu_szyx``: float32 (S, J, I), acquired slice s (sorted along the normal) shifted onto the output
+    grid's rows j and columns i (air outside the slice). Output slice k is the linear blend
+    ``(1 - weight[k]) * plane[lower[k]] + weight[k] * plane[lower[k] + 1]``, so any per-plane map
+    computed on these S planes (e.g. class probabilities) maps onto the output grid (K, J, I) by
+    :meth:`to_grid`, exactly as the HU did. Only the blend along k is shared; no in-plane resampling.
+    """
+
+    hu_szyx: np.ndarray
+    lower: np.ndarray  # (K,) int: the acquired plane at or below output slice k
+    weight: np.ndarray  # (K,) float32 in [0, 1]: the weight of plane lower[k] + 1
+
+    @property
+    def n_planes(self) -> int:
+        return int(self.hu_szyx.shape[0])
+
+    @property
+    def n_slices(self) -> int:
+        return int(self.lower.shape[0])
+
+    def to_grid(self, planes_szyx: np.ndarray, ks: slice | None = None) -> np.ndarray:
+        """Per-plane maps (S, J, I) -> output slices ``ks`` (default all) of the grid, float32 (k, J, I)."""
+        ks = slice(None) if ks is None else ks
+        lower, w = self.lower[ks], self.weight[ks][:, None, None]
+        return (1.0 - w) * planes_szyx[lower] + w * planes_szyx[lower + 1]
+
+
+def _resampled(stack: SliceStack, layout: StackLayout, v: np.ndarray) -> tuple[AcquiredPlanes, Geometry]:
     """Resample onto the grid with axes r, c, v (see the module docstring for the math)."""
     r, c, n = stack.row_dir, stack.col_dir, stack.normal
     dx, dy = stack.pixel_spacing
@@ -151,8 +181,7 @@ def _resampled(stack: SliceStack, layout: StackLayout, v: np.ndarray) -> tuple[n
                         for s in range(len(sorted_slices))])
     out_heights = layout.heights[0] + step_h * np.arange(n_k)
     lower, weight = _blend_weights(layout.heights, out_heights)
-    w = weight.astype(np.float32)[:, None, None]
-    hu_zyx = (1.0 - w) * shifted[lower] + w * shifted[lower + 1]
+    planes = AcquiredPlanes(shifted, lower, weight.astype(np.float32))
 
     p0 = stack.positions_lps[layout.order[0]]
     geometry = Geometry(
@@ -160,7 +189,12 @@ def _resampled(stack: SliceStack, layout: StackLayout, v: np.ndarray) -> tuple[n
         origin_lps=tuple(float(x) for x in p0 + i0 * dx * r + j0 * dy * c),
         direction=_direction(r, c, v),
     )
-    return np.ascontiguousarray(hu_zyx, dtype=np.float32), geometry
+    return planes, geometry
+
+
+def _on_grid(planes: AcquiredPlanes) -> np.ndarray:
+    """The HU volume (K, J, I) float32, C-contiguous, blended from the acquired planes."""
+    return np.ascontiguousarray(planes.to_grid(planes.hu_szyx), dtype=np.float32)
 
 
 def _tilt_text(stack: SliceStack, layout: StackLayout) -> str:
@@ -179,8 +213,11 @@ def _grid_text(hu_zyx: np.ndarray, geometry: Geometry) -> str:
     return f"{i} × {j} × {k} voxels (i × j × k) of {sx:.2f} × {sy:.2f} × {sz:.2f} mm"
 
 
-def stack_to_volume(stack: SliceStack, resample_tilt: bool = True) -> tuple[np.ndarray, Geometry, list[str]]:
-    """A regular volume from the stack: (HU float32 [k, j, i], its geometry, log lines).
+def stack_to_volume(
+    stack: SliceStack, resample_tilt: bool = True
+) -> tuple[np.ndarray, Geometry, list[str], AcquiredPlanes | None]:
+    """A regular volume from the stack: (HU float32 [k, j, i], its geometry, log lines, the acquired
+    planes when the stack was resampled (None when it was only sorted)).
 
     Even, untilted stacks are only sorted. Uneven spacing is resampled along the normal to the
     median step (adjusted so the grid ends exactly on the first and last slice). Gantry tilt is
@@ -193,15 +230,17 @@ def stack_to_volume(stack: SliceStack, resample_tilt: bool = True) -> tuple[np.n
     steps_text = f"slice steps {layout.steps.min():.2f}–{layout.steps.max():.2f} mm"
     if not tilted and not uneven:
         hu_zyx, geometry = _stacked(stack, layout)
-        return hu_zyx, geometry, []
+        return hu_zyx, geometry, [], None
     if tilted and not resample_tilt:
         stacking = stack.positions_lps[layout.order[-1]] - stack.positions_lps[layout.order[0]]
-        hu_zyx, geometry = _resampled(stack, layout, stacking / np.linalg.norm(stacking))
+        planes, geometry = _resampled(stack, layout, stacking / np.linalg.norm(stacking))
+        hu_zyx = _on_grid(planes)
         return hu_zyx, geometry, [
             f"gantry tilt {tilt_angle_deg(layout):.1f}° kept (resample_tilt=False): {n_slices} slices on a "
-            f"sheared, non-orthogonal grid of {_grid_text(hu_zyx, geometry)}"]
-    hu_zyx, geometry = _resampled(stack, layout, stack.normal)
+            f"sheared, non-orthogonal grid of {_grid_text(hu_zyx, geometry)}"], planes
+    planes, geometry = _resampled(stack, layout, stack.normal)
+    hu_zyx = _on_grid(planes)
     what = _tilt_text(stack, layout) if tilted else "uneven slice spacing"
     extra = f" ({steps_text} along the normal)" if uneven else ""
     grid = _grid_text(hu_zyx, geometry)
-    return hu_zyx, geometry, [f"{what}: resampled {n_slices} slices{extra} onto an orthogonal grid of {grid}"]
+    return hu_zyx, geometry, [f"{what}: resampled {n_slices} slices{extra} onto an orthogonal grid of {grid}"], planes

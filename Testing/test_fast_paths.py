@@ -1,0 +1,94 @@
+"""The fast inference paths give the labels of the plain reference path (bundled tiny model, CPU).
+
+- Streaming (``keep_features=False``: probabilities reduced batch by batch, the prompted slices
+  encoded again for the decoder) against the reference (``keep_features=True``: every slice's
+  features and the full probability volume kept): identical labels.
+- A tilted, unevenly spaced DICOM-like stack segmented on its S acquired planes (probabilities
+  blended onto the K output slices) against the same stack resampled first (the model sees the K
+  resampled slices): the same labels up to interpolation at the edges.
+No timings are asserted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from SSSSegmentLib import api
+from SSSSegmentLib.evaluation.metrics import dice
+from SSSSegmentLib.inference import inference_config_for, segment_volume
+from SSSSegmentLib.volumes.geometry import CTVolume
+from SSSSegmentLib.volumes.stack_resample import AIR_HU, SliceStack, stack_to_volume
+
+THICKNESS_MM = 2.5
+# Acquired slices of the phantom: every one at the skull base, every other one above (uneven steps,
+# as on the GE scan), so resampling to the median step makes more slices than were acquired.
+ACQUIRED = (*range(0, 14), *range(15, 28, 2))
+
+
+@pytest.fixture(scope="module")
+def model() -> api.LoadedModel:
+    loaded = api.load_model("tiny", device="cpu")
+    assert loaded.bundled
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def phantom():  # noqa: ANN201  (Phantom)
+    from SSSSegmentLib.phantoms import PhantomConfig, generate_phantom
+
+    config = PhantomConfig(matrix=256, num_slices=28, slice_thickness_mm=THICKNESS_MM, lesion_keys=("IPH", "SDH"),
+                           lesion_size_quantiles=(0.6, 1.0))
+    return generate_phantom(3, config)
+
+
+def _segment(volume: CTVolume, model: api.LoadedModel, **changes: bool):  # noqa: ANN202
+    config = dataclasses.replace(inference_config_for(model.model), refine=True, **changes)
+    lines: list[str] = []
+    return segment_volume(volume, model.model, model.device, config, log=lines.append), lines
+
+
+def test_streaming_gives_the_reference_labels(model, phantom) -> None:  # noqa: ANN001
+    volume = CTVolume(phantom.hu_zyx, phantom.geometry, source="phantom")
+    reference, _ = _segment(volume, model, keep_features=True)
+    streamed, _ = _segment(volume, model, keep_features=False)
+    assert reference.prompt_set.prompts, "the phantom must give prompts, or the decoder path is not exercised"
+    assert reference.labels_zyx.any()
+    np.testing.assert_array_equal(streamed.labels_zyx, reference.labels_zyx)
+    assert [d.n_voxels for d in streamed.prompt_set.decisions] == [d.n_voxels for d in reference.prompt_set.decisions]
+
+
+def tilted_stack(phantom) -> SliceStack:  # noqa: ANN001
+    """The phantom's ``ACQUIRED`` slices as a gantry-tilted stack: slice s starts ``s`` rows further
+    along the column direction (so its content moves up by s rows) and lies at its own height."""
+    hu = phantom.hu_zyx
+    rows = hu.shape[1]
+    slices, positions = [], []
+    dx, dy, _ = phantom.geometry.spacing_mm
+    for s, k in enumerate(ACQUIRED):
+        moved = np.full(hu.shape[1:], AIR_HU, dtype=np.float32)
+        moved[: rows - s] = hu[k, s:]
+        slices.append(moved)
+        positions.append((0.0, s * dy, k * THICKNESS_MM))
+    return SliceStack(np.stack(slices), np.asarray(positions), np.array([1.0, 0, 0]), np.array([0, 1.0, 0]), (dx, dy))
+
+
+def test_tilted_stack_on_its_acquired_planes_matches_resampled_first(model, phantom) -> None:  # noqa: ANN001
+    hu_zyx, geometry, notes, planes = stack_to_volume(tilted_stack(phantom))
+    assert planes is not None and planes.n_planes == len(ACQUIRED) < planes.n_slices == hu_zyx.shape[0]
+    volume = CTVolume(hu_zyx, geometry, source="tilted phantom", notes=tuple(notes), planes=planes)
+    resampled, _ = _segment(volume, model, acquired_planes=False)
+    acquired, lines = _segment(volume, model, acquired_planes=True)
+    assert any(f"encoded the {len(ACQUIRED)} acquired planes" in line for line in lines)
+    truth = resampled.labels_zyx
+    assert truth.any(), "the tilted phantom must give findings, or the comparison says nothing"
+    for label in np.unique(truth[truth > 0]):
+        assert dice(acquired.labels_zyx == label, truth == label) >= 0.9
+    # Where they differ, it is at the edge of a finding (interpolation), never a finding of its own.
+    from scipy import ndimage
+
+    differ = acquired.labels_zyx != truth
+    edge = ndimage.binary_dilation(truth > 0, iterations=2) & ~ndimage.binary_erosion(truth > 0, iterations=2)
+    assert np.count_nonzero(differ & ~edge) <= 0.01 * np.count_nonzero(truth)
