@@ -55,8 +55,7 @@ def candidate_label_map(prob_lzyx: np.ndarray, threshold: float) -> np.ndarray:
     ``prob_lzyx``: float (L, K, J, I) per-label probabilities, label 0 = background.
     """
     argmax = np.argmax(prob_lzyx, axis=0).astype(np.uint8)
-    top = np.take_along_axis(prob_lzyx, argmax[None].astype(np.intp), axis=0)[0]
-    argmax[top < threshold] = 0
+    argmax[prob_lzyx.max(axis=0) < threshold] = 0  # the max is the arg-max label's probability
     return argmax
 
 

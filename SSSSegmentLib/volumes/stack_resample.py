@@ -156,8 +156,11 @@ class AcquiredPlanes:
     def to_grid(self, planes_szyx: np.ndarray, ks: slice | None = None) -> np.ndarray:
         """Per-plane maps (S, J, I) -> output slices ``ks`` (default all) of the grid, float32 (k, J, I)."""
         ks = slice(None) if ks is None else ks
-        lower, w = self.lower[ks], self.weight[ks][:, None, None]
-        return (1.0 - w) * planes_szyx[lower] + w * planes_szyx[lower + 1]
+        lower, weight = self.lower[ks], self.weight[ks]
+        out = np.empty((len(lower), *planes_szyx.shape[1:]), dtype=np.float32)
+        for row, (s, w) in enumerate(zip(lower, weight, strict=True)):  # slice by slice: no volume-sized temporaries
+            np.add((1.0 - w) * planes_szyx[s], w * planes_szyx[s + 1], out=out[row])
+        return out
 
 
 def _resampled(stack: SliceStack, layout: StackLayout, v: np.ndarray) -> tuple[AcquiredPlanes, Geometry]:
