@@ -92,3 +92,15 @@ def test_tilted_stack_on_its_acquired_planes_matches_resampled_first(model, phan
     differ = acquired.labels_zyx != truth
     edge = ndimage.binary_dilation(truth > 0, iterations=2) & ~ndimage.binary_erosion(truth > 0, iterations=2)
     assert np.count_nonzero(differ & ~edge) <= 0.01 * np.count_nonzero(truth)
+
+
+def test_fill_holes_is_scipys_binary_fill_holes() -> None:
+    from scipy import ndimage
+
+    from SSSSegmentLib.prompts.anatomy import fill_holes
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        shape = tuple(int(n) for n in rng.integers(1, 24, size=rng.integers(2, 4)))
+        mask = rng.random(shape) < rng.random()
+        np.testing.assert_array_equal(fill_holes(mask), ndimage.binary_fill_holes(mask))
