@@ -13,6 +13,13 @@ class InputError(SSSSegError):
     exit_code = 2
 
 
+class PromptError(SSSSegError):
+    """An interactive prompt cannot be used: outside the volume, on a slice the session does not
+    have, of an unknown class, or an empty box."""
+
+    exit_code = 2
+
+
 class CheckpointError(SSSSegError):
     """A checkpoint is missing, corrupt, or does not match the requested preset/model."""
 

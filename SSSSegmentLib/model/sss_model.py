@@ -47,6 +47,9 @@ class SSSModel(nn.Module):
         super().__init__()
         if not sam.use_high_res_features_in_sam:
             raise SSSSegError(f"preset {preset.name!r}: the SAM-2 config must use high-res decoder features")
+        # One mask token, the one training supervises (token 0): in eval mode SAM-2 would otherwise swap
+        # in tokens 1-3 when token 0 looks unstable, picked by an IoU head no training of ours trains.
+        sam.sam_mask_decoder.dynamic_multimask_via_stability = False
         self.sam = sam
         self.preset = preset
         channels = sam.hidden_dim
@@ -97,8 +100,8 @@ class SSSModel(nn.Module):
         Prompt n applies to slice ``image_index[n]`` of ``feats``. ``boxes_xyxy`` (N, 4),
         ``points_xy`` (N, P, 2) with ``point_labels`` (N, P) (1 positive, 0 negative, -1 padding),
         all in model-input pixel coordinates. With ``multimask`` the decoder proposes 3 masks and
-        the one with the highest predicted IoU is returned. In eval mode a single-mask request
-        uses SAM-2's stability fallback (as the official predictor built by ``build_sam2`` does).
+        the one with the highest predicted IoU is returned. A single-mask request always returns
+        mask token 0, the one training supervises (SAM-2's eval-mode stability fallback is off).
         """
         coords, labels = self._prompt_points(image_index, boxes_xyxy, points_xy, point_labels)
         idx = image_index.to(device=feats.image_embed.device, dtype=torch.long)
