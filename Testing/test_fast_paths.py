@@ -104,3 +104,18 @@ def test_fill_holes_is_scipys_binary_fill_holes() -> None:
         shape = tuple(int(n) for n in rng.integers(1, 24, size=rng.integers(2, 4)))
         mask = rng.random(shape) < rng.random()
         np.testing.assert_array_equal(fill_holes(mask), ndimage.binary_fill_holes(mask))
+
+
+def test_slab_distance_transform_is_scipys() -> None:
+    from scipy import ndimage
+
+    from SSSSegmentLib.prompts.anatomy import _EDT_SLAB, _edt_into
+
+    rng = np.random.default_rng(1)
+    for _ in range(30):
+        shape = (int(rng.integers(1, 3 * _EDT_SLAB)), *(int(n) for n in rng.integers(1, 24, size=2)))
+        mask = rng.random(shape) < rng.random()
+        sampling = tuple(float(s) for s in rng.uniform(0.3, 5.0, size=3))
+        out = np.zeros(shape, dtype=np.float32)
+        _edt_into(mask, sampling, out)
+        np.testing.assert_array_equal(out, ndimage.distance_transform_edt(mask, sampling=sampling).astype(np.float32))
