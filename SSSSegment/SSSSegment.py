@@ -84,6 +84,7 @@ class SSSSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._finetuneJob = None  # the running ``sssseg finetune`` child, separate from segmentation
         self._finetuneTimer = None
         self._models = []  # InstalledModel entries shown in modelComboBox, in order
+        self._promptNodes = {}  # markups class name -> the node whose placed points/boxes are prompts
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -112,9 +113,11 @@ class SSSSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.modelComboBox.connect("currentIndexChanged(int)", self.onModelSelected)
         self.ui.installDependenciesButton.connect("clicked(bool)", self.onInstallDependenciesButton)
         self.ui.show3DCheckBox.connect("toggled(bool)", self.onShow3DToggled)
+        self._setupRefine()
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
+        self._stopPlacing()
         if self._job is not None:
             self._job.cancel()
         if self._finetuneJob is not None:
@@ -338,6 +341,98 @@ class SSSSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.finetuneButton.enabled = not running
         self.ui.finetuneCancelButton.enabled = running
 
+    # -- Refine: clicks and boxes (markups) -> the Logic -> one segment updated in place -------------
+    def _setupRefine(self) -> None:
+        from SSSSegmentLib.classes import HEMORRHAGE_CLASSES
+
+        for hclass in HEMORRHAGE_CLASSES:
+            self.ui.refineClassComboBox.addItem(f"{hclass.key}: {hclass.name}")
+        self.ui.refineClickButton.connect("toggled(bool)", self.onRefineClickToggled)
+        self.ui.refineBoxButton.connect("clicked(bool)", self.onRefineBoxButton)
+        self.ui.refineUndoButton.connect("clicked(bool)", self.onRefineUndoButton)
+
+    def _refineClassKey(self) -> str:
+        from SSSSegmentLib.classes import HEMORRHAGE_CLASSES
+
+        return HEMORRHAGE_CLASSES[max(0, self.ui.refineClassComboBox.currentIndex)].key
+
+    def _startRefine(self) -> bool:
+        """Start refinement on the selected CT and segmentation (True when it could start)."""
+        params, started = self._parameterNode, False
+        with slicer.util.tryWithErrorDisplay("Could not start refinement.", waitCursor=True):
+            model = self._selectedModel()
+            controller = self.logic.startRefine(params.inputVolume, params.outputSegmentation,
+                                                preset=model.preset if model else None, device=params.device,
+                                                checkpoint=model.checkpoint if model else None)
+            if params.outputSegmentation is not controller.segmentation_node:
+                params.outputSegmentation = controller.segmentation_node
+            started = True
+        self._showRefineStatus()
+        return started
+
+    def onRefineClickToggled(self, checked: bool) -> None:
+        if not checked:
+            self._stopPlacing()
+        elif self._startRefine():
+            self._placeMarkups("vtkMRMLMarkupsFiducialNode", persistent=True)
+        else:
+            self.ui.refineClickButton.checked = False
+
+    def onRefineBoxButton(self) -> None:
+        self.ui.refineClickButton.checked = False
+        if self._startRefine():
+            self._placeMarkups("vtkMRMLMarkupsROINode", persistent=False)
+
+    def onRefineUndoButton(self) -> None:
+        with slicer.util.tryWithErrorDisplay("Nothing to undo."):
+            self.logic.undoRefine()
+        self._showRefineStatus()
+
+    def _promptNode(self, className: str):
+        node = self._promptNodes.get(className)
+        if node is None or slicer.mrmlScene.GetNodeByID(node.GetID()) is None:
+            node = slicer.mrmlScene.AddNewNodeByClass(className, "SSSSegment prompt")
+            node.SetSaveWithScene(False)
+            self.addObserver(node, slicer.vtkMRMLMarkupsNode.PointPositionDefinedEvent, self.onPromptPlaced)
+            self._promptNodes[className] = node
+        return node
+
+    def _placeMarkups(self, className: str, persistent: bool) -> None:
+        """Put the slice views in place mode for the prompt node of ``className``."""
+        node = self._promptNode(className)
+        selectionNode = slicer.app.applicationLogic().GetSelectionNode()
+        selectionNode.SetReferenceActivePlaceNodeClassName(className)
+        selectionNode.SetActivePlaceNodeID(node.GetID())
+        interactionNode = slicer.app.applicationLogic().GetInteractionNode()
+        interactionNode.SetPlaceModePersistence(1 if persistent else 0)
+        interactionNode.SetCurrentInteractionMode(interactionNode.Place)
+
+    def _stopPlacing(self) -> None:
+        interactionNode = slicer.app.applicationLogic().GetInteractionNode()
+        if interactionNode is not None:
+            interactionNode.SetCurrentInteractionMode(interactionNode.ViewTransform)
+
+    def onPromptPlaced(self, caller, event) -> None:
+        """A point (Shift held: negative) or a box was placed: send it to the Logic, then clear it."""
+        if caller.IsA("vtkMRMLMarkupsROINode"):
+            bounds, centre = [0.0] * 6, [0.0] * 3
+            caller.GetRASBounds(bounds)
+            caller.GetCenterWorld(centre)
+            prompt = {"boxRAS": [[bounds[0], bounds[2], centre[2]], [bounds[1], bounds[3], centre[2]]]}
+        else:
+            ras = [0.0] * 3
+            caller.GetNthControlPointPositionWorld(caller.GetNumberOfControlPoints() - 1, ras)
+            negative = bool(int(qt.QApplication.keyboardModifiers()) & int(qt.Qt.ShiftModifier))
+            prompt = {"negativeRAS": [ras]} if negative else {"positiveRAS": [ras]}
+        with slicer.util.tryWithErrorDisplay("Refinement failed."):
+            self.logic.refinePrompt(self._refineClassKey(), **prompt)
+        qt.QTimer.singleShot(0, caller.RemoveAllControlPoints)  # used: keep the views clean
+        self._showRefineStatus()
+
+    def _showRefineStatus(self) -> None:
+        with slicer.util.tryWithErrorDisplay("Could not read the refinement status."):
+            self.ui.refineStatusLabel.text = self.logic.refineStatus() or "Pick a class, then click in a slice view."
+
     def onInstallDependenciesButton(self) -> None:
         with slicer.util.tryWithErrorDisplay("Could not install the dependencies.", waitCursor=True):
             installed = self.logic.installDependencies(confirm=True)
@@ -350,6 +445,9 @@ class SSSSegmentLogic(ScriptedLoadableModuleLogic):
 
     def __init__(self) -> None:
         ScriptedLoadableModuleLogic.__init__(self)
+        self._refine = None  # the RefineController of the nodes being refined
+        self._refineModel = None  # the model it uses, loaded in-process once per (preset, device, file)
+        self._refineModelKey = None
 
     def getParameterNode(self):
         return SSSSegmentParameterNode(super().getParameterNode())
@@ -469,6 +567,49 @@ class SSSSegmentLogic(ScriptedLoadableModuleLogic):
         from SSSSegmentLib.slicer_bridge.checkpoints import import_checkpoint
 
         return import_checkpoint(Path(path), self._requireRegistry(), expectedSha256)
+
+    def startRefine(self, volumeNode, segmentationNode=None, preset=None, device="auto", checkpoint=None):
+        """Start (or continue) interactive refinement of ``segmentationNode`` on ``volumeNode``; returns
+        the ``RefineController``. ``segmentationNode`` None: a new node. The model is chosen as in
+        :meth:`segmentVolume` and runs in-process, so slice embeddings stay cached between clicks."""
+        from SSSSegmentLib.errors import InputError
+        from SSSSegmentLib.slicer_bridge.refine_session import RefineController, load_refine_model
+
+        if volumeNode is None:
+            raise InputError("select a head CT volume first")
+        self._requireDependencies()
+        current = self._refine
+        if current is not None and current.volume_node is volumeNode and current.segmentation_node is segmentationNode:
+            return current
+        if segmentationNode is None:
+            segmentationNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode",
+                                                                  f"{volumeNode.GetName()} hemorrhage")
+            segmentationNode.CreateDefaultDisplayNodes()
+        key = (preset, device, checkpoint)
+        if self._refineModelKey != key:
+            self._refineModel, self._refineModelKey = load_refine_model(preset, device, checkpoint), key
+        self._refine = RefineController(volumeNode, segmentationNode, self._refineModel)
+        return self._refine
+
+    def refinePrompt(self, className, positiveRAS=(), negativeRAS=(), boxRAS=None):
+        """Clicks (world RAS points) and/or a box (two opposite RAS corners) for ``className`` ("IPH" or
+        1..5) on one slice; updates that class's segment in place. Returns the engine's answer."""
+        return self._requireRefine().add_prompt(className, positiveRAS, negativeRAS, boxRAS)
+
+    def undoRefine(self):
+        """Take back the last refinement prompt."""
+        return self._requireRefine().undo()
+
+    def refineStatus(self) -> str:
+        """E.g. "12 slices cached; last answer 48 ms" ('' before refinement starts)."""
+        return self._refine.status() if self._refine is not None else ""
+
+    def _requireRefine(self):
+        from SSSSegmentLib.errors import InputError
+
+        if self._refine is None:
+            raise InputError("start refinement first (Refine section)")
+        return self._refine
 
     def setShow3D(self, segmentationNode, show: bool) -> None:
         """Show (build closed surfaces) or hide the segmentation in 3D views."""

@@ -138,6 +138,10 @@ def test_logic_console_api(tree: ast.Module) -> None:
         "addToSiteTrainingSet": ["volumeNode", "segmentationNode", "siteDir"],
         "startFinetune": ["siteDir", "unlabeledDir", "steps", "resume", "device"],
         "installDependencies": ["confirm"],
+        "startRefine": ["volumeNode", "segmentationNode", "preset", "device", "checkpoint"],
+        "refinePrompt": ["className", "positiveRAS", "negativeRAS", "boxRAS"],
+        "undoRefine": [],
+        "refineStatus": [],
     }
     for name, params in expected.items():
         assert name in methods, f"SSSSegmentLogic.{name} missing"

@@ -107,6 +107,13 @@ class InteractiveSession:
     def can_undo(self) -> bool:
         return bool(self._history)
 
+    def set_labels(self, labels_zyx: np.ndarray) -> None:
+        """Start again from ``labels_zyx`` (input grid, e.g. after edits elsewhere); the undo history
+        is cleared, the cached embeddings are kept."""
+        self._labels = self._initial_labels(labels_zyx)
+        self._history.clear()
+        self._object = None
+
     def add_prompt(self, label: int | str, slice_k: float, positive=(), negative=(), box=None) -> InteractionResult:  # noqa: ANN001
         """Apply one prompt on input slice ``slice_k`` for class ``label`` (1..5 or "EDH" ... "SDH").
 
