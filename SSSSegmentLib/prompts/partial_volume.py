@@ -133,7 +133,10 @@ def _depth_3d(skull_zyx: np.ndarray, ks: np.ndarray, spacing_zyx: tuple[float, f
         return squared[k]
 
     deep = np.zeros(skull_zyx.shape, dtype=bool)
-    for k in ks:
+    window = max((n for n, _ in offsets), default=0)
+    for k in ks:  # ascending: a slice further below than the window is not needed again
+        for done in [other for other in squared if other < k - window]:
+            del squared[done]
         nearest_sq = in_plane_sq(k)
         for n, dz in offsets:
             for other in (k - n, k + n):
