@@ -83,7 +83,7 @@ def _read_itk_volume(path: Path) -> CTVolume:
     if bad:
         raise InputError(f"{path}: {bad} of {image.GetNumberOfPixels()} voxels are NaN or infinite; "
                          "the volume is corrupt or was saved from a failed computation")
-    hu_zyx = sitk.GetArrayFromImage(image).astype(np.float32, copy=False)
+    hu_zyx = sitk.GetArrayViewFromImage(image).astype(np.float32)  # one copy, not two
     return CTVolume(hu_zyx=hu_zyx, geometry=Geometry.from_sitk(image), source=str(path))
 
 
