@@ -203,16 +203,21 @@ def test_simulated_clicks_fix_the_largest_error(phantom):  # noqa: ANN001
     assert case_dice(truth, truth) == 1.0 and case_dice(truth, pred) == pytest.approx(0.5)
 
 
-def test_the_decoder_answers_with_mask_token_0_in_eval_mode(model):  # noqa: ANN001
+def test_the_decoder_answers_with_mask_token_0_in_eval_mode(model, monkeypatch):  # noqa: ANN001
     """Training supervises token 0 only: eval mode must not swap in tokens 1-3 by SAM-2's stability test."""
     import torch
 
     net = model.model.eval()
+    sam = net.sam
+
+    def swap(*args):  # noqa: ANN002, ANN202
+        raise AssertionError("SAM-2's stability swap to mask tokens 1-3 was used")
+
+    monkeypatch.setattr(sam.sam_mask_decoder, "_dynamic_multimask_via_stability", swap)
     size = net.image_size
     feats = net.encode(torch.randn(1, 3, size, size))
     box = torch.tensor([[10.0, 10.0, size * 0.8, size * 0.6]])
     masks, _ = net.decode(feats, torch.tensor([0]), boxes_xyxy=box)
-    sam = net.sam
     sparse, dense = sam.sam_prompt_encoder(points=net._prompt_points(torch.tensor([0]), box, None, None),
                                            boxes=None, masks=None)
     all_tokens = sam.sam_mask_decoder.predict_masks(feats.image_embed, sam.sam_prompt_encoder.get_dense_pe(),

@@ -187,4 +187,37 @@ FALSE_ALARMS = (
              ("Testing/test_prompts.py::test_open_slices_between_closed_ones_borrow_the_overlap_of_their_cavities",)),
 )
 
-MUTATIONS: tuple[Mutation, ...] = PROMPTS + VOLUMES + SEGFILES + TRAINING + SLICER + MODEL + FALSE_ALARMS
+_CLICKS = "Testing/test_interactive.py::"
+INTERACTIVE = (
+    Mutation("click-draws-nothing", "interactive", "a positive click keeps none of the decoded mask",
+             "SSSSegmentLib/interactive/edits.py",
+             "        mask = kept\n", "        mask = kept & False\n",
+             (_CLICKS + "test_a_click_inside_a_lesion_grows_a_mask_that_overlaps_it",)),
+    Mutation("negative-removes-nothing", "interactive", "a negative click on a false region removes nothing",
+             "SSSSegmentLib/interactive/edits.py", "    labels_zyx[k][region] = 0\n", "    return True\n",
+             (_CLICKS + "test_a_negative_click_removes_a_false_region",)),
+    Mutation("propagation-never-ends", "interactive", "propagation: the lesion never ends",
+             "SSSSegmentLib/interactive/propagate.py", "    area = int(np.count_nonzero(mask))\n",
+             "    return False\n", (_CLICKS + "test_propagation_stops_at_the_end_of_the_lesion",)),
+    Mutation("undo-restores-nothing", "interactive", "undo forgets to restore the changed slices",
+             "SSSSegmentLib/interactive/session.py", "            self._labels[k] = old\n", "            pass\n",
+             (_CLICKS + "test_undo_restores_the_previous_mask",)),
+    Mutation("prompt-bounds-unchecked", "interactive", "points outside the slice are not refused",
+             "SSSSegmentLib/interactive/prompt.py", "    if not (0 <= i < shape_zyx[2] and 0 <= j < shape_zyx[1]):",
+             "    if False:", (_CLICKS + "test_a_prompt_outside_the_volume_is_refused",)),
+    Mutation("other-classes-overwritten", "interactive", "a new mask overwrites other classes' voxels",
+             "SSSSegmentLib/interactive/edits.py",
+             "    labels_ji[mask_ji & ((labels_ji == 0) | (labels_ji == label))] = label",
+             "    labels_ji[mask_ji] = label", (_CLICKS + "test_other_classes_segments_are_unchanged",)),
+    Mutation("stability-swap-on", "interactive", "the decoder may swap in untrained mask tokens 1-3 (eval mode)",
+             "SSSSegmentLib/model/sss_model.py", "dynamic_multimask_via_stability = False",
+             "dynamic_multimask_via_stability = True",
+             (_CLICKS + "test_the_decoder_answers_with_mask_token_0_in_eval_mode",)),
+    Mutation("refine-ignores-outside-edits", "interactive", "Slicer refine: edits made elsewhere are not picked up",
+             "SSSSegmentLib/slicer_bridge/refine_session.py", "        if self._node_state() != self._seen:",
+             "        if False:",
+             ("Testing/test_refine_bridge.py::test_edits_made_elsewhere_are_picked_up_before_the_next_prompt",)),
+)
+
+MUTATIONS: tuple[Mutation, ...] = (PROMPTS + VOLUMES + SEGFILES + TRAINING + SLICER + MODEL + FALSE_ALARMS
+                                   + INTERACTIVE)
