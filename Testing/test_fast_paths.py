@@ -119,3 +119,18 @@ def test_slab_distance_transform_is_scipys() -> None:
         out = np.zeros(shape, dtype=np.float32)
         _edt_into(mask, sampling, out)
         np.testing.assert_array_equal(out, ndimage.distance_transform_edt(mask, sampling=sampling).astype(np.float32))
+
+
+def test_candidate_label_map_is_the_thresholded_argmax() -> None:
+    from SSSSegmentLib.prompts.components import candidate_label_map
+
+    rng = np.random.default_rng(2)
+    for dtype in (np.float32, np.float64):
+        prob = np.round(rng.random((6, 4, 9, 11)), 1).astype(dtype) + 1e-3  # many ties
+        prob /= prob.sum(axis=0)
+        argmax = np.argmax(prob, axis=0)
+        top = np.take_along_axis(prob, argmax[None], axis=0)[0]
+        for threshold in (0.0, 0.2, 0.35):
+            expected = np.where(top >= threshold, argmax, 0).astype(np.uint8)
+            np.testing.assert_array_equal(candidate_label_map(prob, threshold), expected)
+            np.testing.assert_array_equal(candidate_label_map(iter(prob), threshold), expected)

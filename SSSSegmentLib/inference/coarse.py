@@ -66,6 +66,6 @@ def coarse_candidates(
     with clock.stage("to_grid"):
         for k0 in range(0, planes.n_slices, _GRID_CHUNK):
             ks = slice(k0, k0 + _GRID_CHUNK)
-            on_grid = np.stack([planes.to_grid(prob_lszyx[label], ks) for label in range(len(prob_lszyx))])
+            on_grid = (planes.to_grid(prob, ks) for prob in prob_lszyx)  # one label's map at a time
             candidates[ks] = candidate_label_map(on_grid, threshold)
     return candidates, planes.n_planes, batch

@@ -6,6 +6,7 @@ Arrays are indexed ``[k, j, i]``. A component is identified by its class ``label
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,14 +50,21 @@ class ComponentView:
         return np.flatnonzero(self.mask.any(axis=(1, 2))) + self.box[0].start
 
 
-def candidate_label_map(prob_lzyx: np.ndarray, threshold: float) -> np.ndarray:
+def candidate_label_map(prob_lzyx: np.ndarray | Iterable[np.ndarray], threshold: float) -> np.ndarray:
     """uint8 (K, J, I): the arg-max label where its probability is >= ``threshold``, else 0.
 
-    ``prob_lzyx``: float (L, K, J, I) per-label probabilities, label 0 = background.
+    ``prob_lzyx``: float (L, K, J, I) per-label probabilities, label 0 = background, or the L maps one
+    by one (e.g. a generator, so they never exist together). Finite values: ties go to the lower
+    label, as ``np.argmax``.
     """
-    argmax = np.argmax(prob_lzyx, axis=0).astype(np.uint8)
-    argmax[prob_lzyx.max(axis=0) < threshold] = 0  # the max is the arg-max label's probability
-    return argmax
+    maps = iter(prob_lzyx)
+    best = np.array(next(maps))  # a copy, in the maps' own dtype
+    labels = np.zeros(best.shape, dtype=np.uint8)
+    for label, prob in enumerate(maps, start=1):
+        labels[prob > best] = label
+        np.maximum(best, prob, out=best)
+    labels[best < threshold] = 0
+    return labels
 
 
 def padded_box(box: tuple[slice, ...], pad_zyx: tuple[int, int, int], shape: tuple[int, ...]) -> tuple[slice, ...]:
