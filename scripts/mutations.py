@@ -219,5 +219,23 @@ INTERACTIVE = (
              ("Testing/test_refine_bridge.py::test_edits_made_elsewhere_are_picked_up_before_the_next_prompt",)),
 )
 
+_FAST = "Testing/test_fast_paths.py::"
+SPEED = (
+    Mutation("prompt-slices-remapped-wrong", "speed", "streaming: prompts decoded on the wrong re-encoded slice",
+             "SSSSegmentLib/inference/pipeline.py", "row = {k: n for n, k in enumerate(ks)}",
+             "row = {k: len(ks) - 1 - n for n, k in enumerate(ks)}",
+             (_FAST + "test_streaming_gives_the_reference_labels",)),
+    Mutation("planes-upper-only", "speed", "acquired planes: each output slice takes the plane above, unblended",
+             "SSSSegmentLib/inference/coarse.py", "on_grid = (planes.to_grid(prob, ks) for prob in prob_lszyx)",
+             "on_grid = (prob[np.minimum(planes.lower[ks] + 1, planes.n_planes - 1)] for prob in prob_lszyx)",
+             (_FAST + "test_tilted_stack_on_its_acquired_planes_matches_resampled_first",)),
+    Mutation("argmax-ties-up", "speed", "candidate map: ties go to the higher label",
+             "SSSSegmentLib/prompts/components.py", "labels[prob > best] = label", "labels[prob >= best] = label",
+             (_FAST + "test_candidate_label_map_is_the_thresholded_argmax",)),
+    Mutation("edt-slab-offset", "speed", "slab distance transform forgets the slab's first slice index",
+             "SSSSegmentLib/prompts/anatomy.py", "        grid[0] += k0\n", "        pass\n",
+             (_FAST + "test_slab_distance_transform_is_scipys",)),
+)
+
 MUTATIONS: tuple[Mutation, ...] = (PROMPTS + VOLUMES + SEGFILES + TRAINING + SLICER + MODEL + FALSE_ALARMS
-                                   + INTERACTIVE)
+                                   + INTERACTIVE + SPEED)
