@@ -117,6 +117,10 @@ def test_pooled_labels_and_component_boxes() -> None:
     boxes = {tuple(b.tolist()) for b in prompts.boxes}
     assert (12.0, 8.0, 19.0, 23.0) in boxes and (40.0, 40.0, 47.0, 47.0) in boxes
     assert float(prompts.targets.sum()) == 12.0
+    for n in range(prompts.count):  # each point is the centre of a cell of its own component
+        x, y = (int(v) // 4 for v in prompts.points[n, 0])
+        assert prompts.targets[n, 0, y, x] == 1 and prompts.point_labels[n, 0] == 1
+        assert float(prompts.points[n, 0, 0]) % 4 == 1.5
     assert component_prompts(torch.zeros(1, 16, 16, dtype=torch.long), 4, torch.Generator()) is None
 
 

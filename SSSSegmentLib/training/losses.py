@@ -66,12 +66,15 @@ def masked_ce_loss(logits: torch.Tensor, pseudo: torch.Tensor, valid: torch.Tens
 @dataclass(frozen=True)
 class BoxPrompts:
     """N box prompts: slice index in the batch (N,), boxes (N, 4) model pixels, targets (N, 1, h, w)
-    in [0, 1] and per-pixel loss weights (N, 1, h, w)."""
+    in [0, 1] and per-pixel loss weights (N, 1, h, w); one positive point per box, (N, 1, 2) model
+    pixels with labels (N, 1), as inference sends a box with points (PCPG and interactive clicks)."""
 
     image_index: torch.Tensor
     boxes: torch.Tensor
     targets: torch.Tensor
     weights: torch.Tensor
+    points: torch.Tensor | None = None
+    point_labels: torch.Tensor | None = None
 
     @property
     def count(self) -> int:
@@ -80,7 +83,8 @@ class BoxPrompts:
 
 def component_prompts(labels_bhw: torch.Tensor, max_prompts: int, gen: torch.Generator,
                       valid_bhw: torch.Tensor | None = None, jitter: float = 0.1) -> BoxPrompts | None:
-    """One box per 8-connected component of each class on each decoder-stride label map (B, S/4, S/4).
+    """One box and one positive point (a random cell of the component) per 8-connected component of
+    each class on each decoder-stride label map (B, S/4, S/4).
 
     The target of a box is its component's mask; ``valid_bhw`` (bool) sets which pixels count in
     the loss (all when None). Boxes are jittered by up to ``jitter`` of their size. At most
@@ -105,8 +109,17 @@ def component_prompts(labels_bhw: torch.Tensor, max_prompts: int, gen: torch.Gen
     index = torch.tensor([b for b, _ in chosen], dtype=torch.long)
     targets = torch.from_numpy(np.stack([mask for _, mask in chosen])).float()[:, None]
     weights = torch.ones_like(targets) if valid_bhw is None else valid_bhw.cpu()[index].float()[:, None]
+    points = torch.stack([_random_cell_centre(mask, gen) for _, mask in chosen])[:, None]
     device = labels_bhw.device
-    return BoxPrompts(index.to(device), boxes.to(device), targets.to(device), weights.to(device))
+    return BoxPrompts(index.to(device), boxes.to(device), targets.to(device), weights.to(device),
+                      points.to(device), torch.ones(points.shape[:2], dtype=torch.long, device=device))
+
+
+def _random_cell_centre(mask_hw: np.ndarray, gen: torch.Generator) -> torch.Tensor:
+    """(x, y) model pixel at the centre of a random cell of a stride-4 mask (SAM samples its clicks so)."""
+    cells = np.argwhere(mask_hw)
+    y, x = cells[int(torch.randint(len(cells), (1,), generator=gen))]
+    return torch.tensor([x * STRIDE + (STRIDE - 1) / 2, y * STRIDE + (STRIDE - 1) / 2], dtype=torch.float32)
 
 
 def _box_xyxy(mask_hw: np.ndarray) -> np.ndarray:

@@ -1,7 +1,7 @@
 """The training methods, one harness: ``supervised``, ``fixmatch``, ``unimatch_v2`` and ``sss``.
 
 All methods share the supervised part on labeled slices ``img_x`` (coarse head: CE + soft Dice
-on the stride-2 logits; SAM-2 decoder: BCE + Dice with one box prompt per ground-truth component
+on the stride-2 logits; SAM-2 decoder: BCE + Dice with one box + point prompt per ground-truth component
 on the stride-4 label map).
 Unlabeled slices come as a weak view ``img_u_w`` and strong views ``img_u_s1`` / ``img_u_s2``
 (CutMix ``mix1`` / ``mix2``):
@@ -116,7 +116,8 @@ class TrainStep(nn.Module):
         prompts = component_prompts(labels, self.settings.max_prompts, gen, valid)
         if prompts is None:  # keep the decoder in the graph so every rank reduces the same tensors
             return feats.image_embed.sum() * 0.0
-        masks, _ = self.model.decode(feats, prompts.image_index, boxes_xyxy=prompts.boxes)
+        masks, _ = self.model.decode(feats, prompts.image_index, boxes_xyxy=prompts.boxes,
+                                     points_xy=prompts.points, point_labels=prompts.point_labels)
         return decoder_loss(masks, prompts)
 
     def _fixmatch(self, views: Views, pseudo, valid, gen, stats):  # noqa: ANN001, ANN202
