@@ -1,8 +1,10 @@
 """The fast inference paths give the labels of the plain reference path (bundled tiny model, CPU).
 
 - Streaming (``keep_features=False``: probabilities reduced batch by batch, the prompted slices
-  encoded again for the decoder) against the reference (``keep_features=True``: every slice's
-  features and the full probability volume kept): identical labels.
+  encoded again for the decoder, channels-last images on the CPU) against the reference
+  (``keep_features=True``: every slice's features and the full probability volume kept, plain
+  layout): Dice >= 0.999 per class (the layouts' sums differ by about 1e-5; the labels are in
+  fact identical on this phantom).
 - A tilted, unevenly spaced DICOM-like stack segmented on its S acquired planes (probabilities
   blended onto the K output slices) against the same stack resampled first (the model sees the K
   resampled slices): the same labels up to interpolation at the edges.
@@ -56,8 +58,10 @@ def test_streaming_gives_the_reference_labels(model, phantom) -> None:  # noqa: 
     streamed, _ = _segment(volume, model, keep_features=False)
     assert reference.prompt_set.prompts, "the phantom must give prompts, or the decoder path is not exercised"
     assert reference.labels_zyx.any()
-    np.testing.assert_array_equal(streamed.labels_zyx, reference.labels_zyx)
-    assert [d.n_voxels for d in streamed.prompt_set.decisions] == [d.n_voxels for d in reference.prompt_set.decisions]
+    for label in np.unique(reference.labels_zyx[reference.labels_zyx > 0]):
+        assert dice(streamed.labels_zyx == label, reference.labels_zyx == label) >= 0.999
+    differ = np.count_nonzero(streamed.labels_zyx != reference.labels_zyx)
+    assert differ <= 1e-3 * np.count_nonzero(reference.labels_zyx)
 
 
 def tilted_stack(phantom) -> SliceStack:  # noqa: ANN001
