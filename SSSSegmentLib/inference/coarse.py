@@ -17,13 +17,14 @@ import torch
 from ..progress import ProgressCallback, silent
 from ..prompts.components import candidate_label_map
 from ..volumes.geometry import CTVolume
+from ..volumes.stack_resample import AcquiredPlanes
 from .encode import stream_probabilities
 from .timing import StageClock
 
 _GRID_CHUNK = 8  # output slices blended at once (bounds the float32 intermediate)
 
 
-def acquired_planes(volume: CTVolume) -> object | None:
+def acquired_planes(volume: CTVolume) -> AcquiredPlanes | None:
     """The volume's acquired planes when encoding them is less work than its K slices, else None."""
     planes = volume.planes
     if planes is None or planes.n_planes >= planes.n_slices or planes.n_slices != volume.shape_zyx[0]:

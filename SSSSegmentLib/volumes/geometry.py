@@ -11,8 +11,12 @@ pipeline segments it on its axial working grid (:mod:`.orientation`) and returns
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .stack_resample import AcquiredPlanes
 
 
 @dataclass(frozen=True)
@@ -85,7 +89,7 @@ class CTVolume:
     geometry: Geometry
     source: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
-    planes: object | None = None
+    planes: AcquiredPlanes | None = None
 
     @property
     def shape_zyx(self) -> tuple[int, int, int]:
