@@ -120,7 +120,8 @@ def segment_axial(
 
 
 def _coarse(volume: CTVolume, model: torch.nn.Module, device: torch.device, config: InferenceConfig,
-            progress: ProgressCallback, clock: StageClock, log: Callable[[str], None] | None):
+            progress: ProgressCallback, clock: StageClock, log: Callable[[str], None] | None
+            ) -> tuple[np.ndarray, object | None, int]:
     """(candidates uint8 (K, J, I), the reference path's ``EncodedVolume`` or None, encoder batch size)."""
     threshold = config.prompts.prob_threshold
     if config.keep_features:
