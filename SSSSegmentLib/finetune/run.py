@@ -28,7 +28,8 @@ from ..registry.store import disk_full_message
 from .plan import FINETUNE_DEFAULTS, FinetuneRequest, SitePlan, plan_site, write_run_index
 
 RUN_FILE = "run.json"
-# Held-out validations during a run (the best one is registered).
+# Held-out validations logged during a run. The final checkpoint is registered, not the best of
+# these: the gate judges on the same held-out cases, and choosing on them would bias it to pass.
 VALIDATIONS_PER_RUN = 6
 LogFn = Callable[[str], None]
 
@@ -77,7 +78,7 @@ def _train_and_gate(registry: ModelRegistry, request: FinetuneRequest, info: dic
         log(line)
     version = registry.find_run(info["run_id"])
     if version is None:
-        version = _register(registry, request, info, plan, chosen_checkpoint(trained, log), config, log)
+        version = _register(registry, request, info, plan, trained.final_checkpoint, config, log)
     decision = GateDecision(bool(version.metrics["gate_passed"]), tuple(version.metrics["gate_reasons"]))
     log(decision.describe())
     if decision.passed:
@@ -126,17 +127,6 @@ def _train_config(request: FinetuneRequest, info: dict, plan: SitePlan, work: Pa
                   preset=read_checkpoint_info(base_path)["preset"], steps=request.steps,
                   val_cases=len(plan.heldout), device=request.device, unlabeled_dir=None)
     return TrainConfig.from_dict(values)
-
-
-def chosen_checkpoint(trained, log: LogFn) -> Path:  # noqa: ANN001
-    """The checkpoint to register: the one with the best held-out Dice during the run (the training
-    harness's ``best.safetensors``), else the final one. Fine-tuning on a few cases overfits fast, so
-    the best step is often not the last; the gate then judges it on the same held-out cases."""
-    if trained.best_checkpoint is not None:
-        log(f"registering the checkpoint with the best held-out Dice during the run "
-            f"({trained.best_val_dice:.3f}), not necessarily the last step's")
-        return trained.best_checkpoint
-    return trained.final_checkpoint
 
 
 def has_interrupted_run(registry_dir: Path) -> bool:
