@@ -112,8 +112,11 @@ def window_channels(hu: torch.Tensor, windows: Sequence[tuple[float, float]]) ->
 
     A (centre c, width w) window maps c - w/2 -> 0 and c + w/2 -> 1, clipped.
     """
-    channels = [((hu - (c - w / 2.0)) / w).clamp_(0.0, 1.0) for c, w in windows]
-    return torch.stack(channels, dim=1)
+    out = torch.empty((hu.shape[0], len(windows), *hu.shape[1:]), dtype=torch.float32)
+    for n, (c, w) in enumerate(windows):  # written in place: no per-window temporaries, no stack copy
+        torch.sub(hu, c - w / 2.0, out=out[:, n])
+        out[:, n].div_(w).clamp_(0.0, 1.0)
+    return out
 
 
 def ct_to_model_input(
@@ -139,12 +142,12 @@ def ct_to_model_input(
     std = torch.tensor(PIXEL_STD, dtype=torch.float32).view(1, 3, 1, 1)
     shrinking = rows < hu_kyx.shape[1] or cols < hu_kyx.shape[2]
     for k0 in range(0, hu_kyx.shape[0], CHUNK_SLICES):
-        hu = torch.from_numpy(np.ascontiguousarray(hu_kyx[k0 : k0 + CHUNK_SLICES], dtype=np.float32))
-        if not torch.isfinite(hu).all():
-            raise InputError(f"HU slices {k0}..{k0 + hu.shape[0] - 1} contain NaN or infinite values")
-        chans = window_channels(hu, windows)
-        if (rows, cols) != tuple(hu.shape[1:]):
+        chunk = np.ascontiguousarray(hu_kyx[k0 : k0 + CHUNK_SLICES], dtype=np.float32)
+        if not np.isfinite(chunk).all():
+            raise InputError(f"HU slices {k0}..{k0 + chunk.shape[0] - 1} contain NaN or infinite values")
+        chans = window_channels(torch.from_numpy(chunk), windows)
+        if (rows, cols) != chunk.shape[1:]:
             chans = nnf.interpolate(chans, size=(rows, cols), mode="bilinear", align_corners=False,
                                   antialias=shrinking)
-        out[k0 : k0 + hu.shape[0], :, :rows, :cols] = (chans - mean) / std
+        out[k0 : k0 + chunk.shape[0], :, :rows, :cols] = chans.sub_(mean).div_(std)
     return out, frame
