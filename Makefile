@@ -15,3 +15,6 @@ lint: setup
 
 test: lint
 	$(BIN)/python -m pytest -q Testing
+
+bench: setup
+	$(BIN)/python benchmarks/bench_segment.py
