@@ -47,11 +47,12 @@ def segment_command(input_path: Path, output: Path, preset: str) -> list[str]:
     return cmd if preset == "tiny" else [*cmd, "--preset", preset, "--untrained"]
 
 
-def run_once(input_path: Path, preset: str) -> dict:
-    """One whole process: wall_s, peak_rss_mib, stages_s (from the done event), encoded slice count."""
+def run_once(input_path: Path, preset: str, root: Path = ROOT) -> dict:
+    """One whole process of the code in ``root``: wall_s, peak_rss_mib, stages_s (from the done event),
+    encoded slice count (None when the run did not log it)."""
     with tempfile.TemporaryDirectory() as tmp:
         cmd = segment_command(input_path, Path(tmp) / "bench.seg.nrrd", preset)
-        proc = subprocess.run([sys.executable, "-c", LAUNCHER, *cmd], capture_output=True, text=True, cwd=ROOT)
+        proc = subprocess.run([sys.executable, "-c", LAUNCHER, *cmd], capture_output=True, text=True, cwd=root)
     code, wall_s, peak_kib, stdout, stderr = json.loads(proc.stdout)
     if code != 0:
         raise SystemExit(f"segment failed ({code}): {stderr.strip()[-400:]}")
@@ -75,10 +76,10 @@ def slice_count(path: Path) -> int:
     return read_volume(path).shape_zyx[0]
 
 
-def bench(preset: str, name: str, path: Path, repeat: int) -> dict:
+def bench(preset: str, name: str, path: Path, repeat: int, root: Path = ROOT) -> dict:
     """Cold run, ``repeat`` warm runs, the encoder floor on the slices encoded; one result row."""
-    cold = run_once(path, preset)
-    warm = [run_once(path, preset) for _ in range(repeat)]
+    cold = run_once(path, preset, root)
+    warm = [run_once(path, preset, root) for _ in range(repeat)]
     median = sorted(warm, key=lambda r: r["wall_s"])[len(warm) // 2] if warm else cold
     encoded = cold["encoded"] or slice_count(path)
     parts = probe_parts(preset, encoded)
@@ -129,6 +130,8 @@ def main() -> None:
     parser.add_argument("--repeat-long", type=int, default=None, help="warm runs for volumes over 100 slices")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     parser.add_argument("--json", type=Path, help="also write the rows here")
+    parser.add_argument("--root", type=Path, default=ROOT,
+                        help="run the sssseg of this checkout (a git worktree of an older commit: before/after)")
     args = parser.parse_args()
     inputs = prepare_inputs(args.cache)
     if args.volume:
@@ -137,7 +140,7 @@ def main() -> None:
     for preset in args.preset:
         for name, path in inputs.items():
             long = args.repeat_long is not None and slice_count(path) > 100
-            rows.append(bench(preset, name, path, args.repeat_long if long else args.repeat))
+            rows.append(bench(preset, name, path, args.repeat_long if long else args.repeat, args.root.resolve()))
             print(table(rows[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
     print(header(rows))
     print()
