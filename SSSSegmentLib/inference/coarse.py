@@ -4,7 +4,8 @@ The coarse head's probabilities (6, K, J, I) float32 are the largest array of a 
 voxel); the prompt generator only needs their arg-max candidate map (1 byte a voxel), so each batch
 of slices is reduced as soon as it is encoded. A DICOM stack that reading resampled along k (gantry
 tilt, uneven spacing: ``CTVolume.planes``) is encoded on its S acquired planes when S < K, and the
-per-plane probabilities are blended onto the K output slices with the weights the HU got.
+per-plane probabilities are blended onto the K output slices with the weights the HU got, as soon as
+both planes of an output slice are in (``_PlaneBlender``).
 """
 
 from __future__ import annotations
@@ -58,15 +59,38 @@ def coarse_candidates(
 
         batch = stream_probabilities(model, volume.hu_zyx, device, reduce, batch_size, progress, clock, log)
         return candidates, volume.shape_zyx[0], batch
-    prob_lszyx = np.empty((6, *planes.hu_szyx.shape), dtype=np.float32)
-
-    def keep(lo: int, hi: int, probs: np.ndarray) -> None:
-        prob_lszyx[:, lo:hi] = probs
-
-    batch = stream_probabilities(model, planes.hu_szyx, device, keep, batch_size, progress, clock, log)
-    with clock.stage("to_grid"):
-        for k0 in range(0, planes.n_slices, _GRID_CHUNK):
-            ks = slice(k0, k0 + _GRID_CHUNK)
-            on_grid = (planes.to_grid(prob, ks) for prob in prob_lszyx)  # one label's map at a time
-            candidates[ks] = candidate_label_map(on_grid, threshold)
+    blender = _PlaneBlender(planes, candidates, threshold)
+    batch = stream_probabilities(model, planes.hu_szyx, device, blender.add, batch_size, progress, clock, log)
     return candidates, planes.n_planes, batch
+
+
+class _PlaneBlender:
+    """Blends per-plane probabilities onto the output slices as soon as both planes of a slice are in.
+
+    Output slice k needs planes ``lower[k]`` and ``lower[k] + 1``; ``lower`` never decreases with k,
+    so after each batch of planes the slices it completes are blended (``AcquiredPlanes.to_grid``)
+    and reduced to candidates, and the planes no later slice needs are let go: only about a batch of
+    planes' probabilities is held at a time, whatever S is.
+    """
+
+    def __init__(self, planes: AcquiredPlanes, candidates: np.ndarray, threshold: float) -> None:
+        self._planes, self._candidates, self._threshold = planes, candidates, threshold
+        self._held: dict[int, np.ndarray] = {}  # plane s -> probabilities (6, J, I)
+        self._next_k = 0
+
+    def add(self, lo: int, hi: int, probs: np.ndarray) -> None:
+        """Probabilities (6, hi - lo, J, I) of planes [lo, hi): blend every output slice they complete."""
+        self._held.update({lo + n: probs[:, n] for n in range(hi - lo)})
+        lower = self._planes.lower
+        done = int(np.searchsorted(lower + 1, hi, side="left"))  # slices whose planes are all < hi
+        for k0 in range(self._next_k, done, _GRID_CHUNK):
+            ks = slice(k0, min(k0 + _GRID_CHUNK, done))
+            on_grid = (self._planes.to_grid(self._label_planes(label), ks) for label in range(len(probs)))
+            self._candidates[ks] = candidate_label_map(on_grid, self._threshold)  # one label at a time
+        self._next_k = max(self._next_k, done)
+        needed_from = int(lower[self._next_k]) if self._next_k < len(lower) else hi
+        for s in [s for s in self._held if s < needed_from]:
+            del self._held[s]
+
+    def _label_planes(self, label: int) -> dict[int, np.ndarray]:
+        return {s: p[label] for s, p in self._held.items()}

@@ -19,6 +19,7 @@ bracket their height. Voxels outside the acquired data get air (−1024 HU).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -153,11 +154,14 @@ class AcquiredPlanes:
     def n_slices(self) -> int:
         return int(self.lower.shape[0])
 
-    def to_grid(self, planes_szyx: np.ndarray, ks: slice | None = None) -> np.ndarray:
-        """Per-plane maps (S, J, I) -> output slices ``ks`` (default all) of the grid, float32 (k, J, I)."""
+    def to_grid(self, planes_szyx: np.ndarray | Mapping[int, np.ndarray], ks: slice | None = None) -> np.ndarray:
+        """Per-plane maps (S, J, I) -> output slices ``ks`` (default all) of the grid, float32 (k, J, I).
+
+        ``planes_szyx`` may also map plane s -> its (J, I) map, holding at least the planes ``ks`` needs.
+        """
         ks = slice(None) if ks is None else ks
         lower, weight = self.lower[ks], self.weight[ks]
-        out = np.empty((len(lower), *planes_szyx.shape[1:]), dtype=np.float32)
+        out = np.empty((len(lower), *self.hu_szyx.shape[1:]), dtype=np.float32)
         for row, (s, w) in enumerate(zip(lower, weight, strict=True)):  # slice by slice: no volume-sized temporaries
             np.add((1.0 - w) * planes_szyx[s], w * planes_szyx[s + 1], out=out[row])
         return out
