@@ -223,3 +223,13 @@ def test_the_decoder_answers_with_mask_token_0_in_eval_mode(model, monkeypatch):
     all_tokens = sam.sam_mask_decoder.predict_masks(feats.image_embed, sam.sam_prompt_encoder.get_dense_pe(),
                                                     sparse, dense, False, feats.high_res)[0]
     assert torch.equal(masks, all_tokens[:, 0:1].float())
+
+
+def test_removal_stops_where_the_false_region_meets_a_larger_lesion():
+    from SSSSegmentLib.interactive.edits import remove_region
+
+    labels = np.zeros((5, 20, 20), np.uint8)
+    labels[1:3, 2:5, 2:5] = IPH  # the false region, on slices 1-2 ...
+    labels[3, 2:15, 2:15] = IPH  # ... touching a large IPH on slice 3
+    removed = remove_region(labels, make_prompt(IPH, 1, labels.shape, negative=[(3, 3)]))
+    assert removed and not labels[1:3].any() and (labels[3] == IPH).sum() == 169

@@ -145,10 +145,12 @@ def write_class(labels_ji: np.ndarray, mask_ji: np.ndarray, label: int) -> None:
     labels_ji[mask_ji & ((labels_ji == 0) | (labels_ji == label))] = label
 
 
-def remove_region(labels_zyx: np.ndarray, p: SlicePrompt) -> bool:
+def remove_region(labels_zyx: np.ndarray, p: SlicePrompt, max_growth: float = 1.5) -> bool:
     """Remove the ``p.label`` segment under ``p``'s negative points on its slice and where it continues
-    on the slices above and below (8-connected in-plane, overlapping slice to slice). In place;
-    False when no voxel of that class lies under the points."""
+    on the slices above and below (8-connected in-plane, overlapping slice to slice). The walk stops
+    at a slice whose overlapping segment is more than ``max_growth`` times the area removed on the
+    slice before: a false region that touches a larger lesion there does not take the lesion with it.
+    In place; False when no voxel of that class lies under the points."""
     k, label = p.slice_k, p.label
     region = components_at(labels_zyx[k] == label, p.negative_ji)
     if not region.any():
@@ -158,7 +160,7 @@ def remove_region(labels_zyx: np.ndarray, p: SlicePrompt) -> bool:
         prev, s = region, k + step
         while 0 <= s < labels_zyx.shape[0]:
             cur = components_touching(labels_zyx[s] == label, prev)
-            if not cur.any():
+            if not cur.any() or np.count_nonzero(cur) > max_growth * np.count_nonzero(prev):
                 break
             labels_zyx[s][cur] = 0
             prev, s = cur, s + step
