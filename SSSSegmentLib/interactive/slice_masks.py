@@ -107,5 +107,6 @@ def other_class_negatives(labels_ji: np.ndarray, label: int, box_xyxy: tuple[flo
 
 
 def interior_point(mask_ji: np.ndarray, spacing_ji: tuple[float, float]) -> np.ndarray:
-    """Int (1, 2): the most interior pixel (j, i) of a non-empty mask."""
-    return spread_points(mask_ji, spacing_ji, 1)[:1]
+    """Int (1, 2): the most interior pixel (j, i) of a non-empty mask (measured on its bounding box)."""
+    rows, cols = ndimage.find_objects(mask_ji.astype(np.uint8))[0]
+    return spread_points(mask_ji[rows, cols], spacing_ji, 1)[:1] + (rows.start, cols.start)

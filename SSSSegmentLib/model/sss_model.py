@@ -110,7 +110,7 @@ class SSSModel(nn.Module):
         sparse, dense = self.sam.sam_prompt_encoder(points=(coords, labels), boxes=None, masks=None)
         masks, iou, _, _ = self.sam.sam_mask_decoder(
             image_embeddings=feats.image_embed[idx],
-            image_pe=self.sam.sam_prompt_encoder.get_dense_pe(),
+            image_pe=self._dense_pe(),
             sparse_prompt_embeddings=sparse,
             dense_prompt_embeddings=dense,
             multimask_output=multimask,
@@ -122,6 +122,17 @@ class SSSModel(nn.Module):
             rows = torch.arange(masks.shape[0], device=masks.device)
             masks, iou = masks[rows, best][:, None], iou[rows, best][:, None]
         return masks.float(), iou.float()
+
+    def _dense_pe(self) -> torch.Tensor:
+        """SAM-2's dense positional encoding of the image grid (1, C, S/16, S/16). It depends only on a
+        fixed buffer and the grid size, so it is computed once per device (an interactive click decodes
+        one prompt at a time, and recomputing it cost about a quarter of each decode on the CPU)."""
+        device = self.sam.no_mem_embed.device
+        cache = self.__dict__.setdefault("_dense_pe_cache", {})
+        if device not in cache:
+            with torch.no_grad():
+                cache[device] = self.sam.sam_prompt_encoder.get_dense_pe()
+        return cache[device]
 
     def _prompt_points(self, image_index, boxes_xyxy, points_xy, point_labels):
         """SAM-2 point prompts (N, P', 2) float and labels (N, P') int32: box corners first, then points."""
