@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from ..inference.refine import box_window
 from .cache import EmbeddingCache
 from .config import InteractiveConfig
 from .slice_masks import (
@@ -64,8 +65,11 @@ def _next_mask(model: torch.nn.Module, cache: EmbeddingCache, device: torch.devi
     box = box_of(prev, config.box_pad_px)
     negatives = other_class_negatives(labels_ji, label, box, spacing_ji, config.max_negatives)
     request = DecoderInput(label, k, box, interior_point(prev, spacing_ji), negatives)
-    mask = predict_mask(model, cache, device, hu_ji, request, config)
-    return components_touching(mask, ndimage.binary_dilation(prev, iterations=2))
+    mask = predict_mask(model, cache, device, hu_ji, request, config)  # nothing outside the window
+    rows, cols = box_window(box, config.box_margin_px, prev.shape)
+    kept = np.zeros_like(mask)
+    kept[rows, cols] = components_touching(mask[rows, cols], ndimage.binary_dilation(prev[rows, cols], iterations=2))
+    return kept
 
 
 def lesion_ended(mask: np.ndarray, prev: np.ndarray, hu_ji: np.ndarray, spacing_zyx: tuple[float, float, float],
