@@ -46,14 +46,16 @@ class ObjectState:
     box_xyxy: tuple[float, float, float, float] | None = None
 
     def takes(self, prompt: SlicePrompt, margin_px: int) -> bool:
-        """True when ``prompt`` refines this object: same class and slice, points inside its box."""
+        """True when ``prompt`` refines this object: same class and slice, points (and a new box's
+        centre) inside its box grown by ``margin_px``."""
         mine = self.prompt
         if prompt.label != mine.label or prompt.slice_k != mine.slice_k or self.box_xyxy is None:
             return False
-        if prompt.box_ji is not None:
-            return True
         rows, cols = box_window(self.box_xyxy, margin_px, self.base_zyx.shape[1:])
         points = np.concatenate([prompt.positive_ji, prompt.negative_ji])
+        if prompt.box_ji is not None:  # a new box refines this object when its centre falls in its box
+            j0, i0, j1, i1 = prompt.box_ji
+            points = np.concatenate([points, [[(j0 + j1) // 2, (i0 + i1) // 2]]])
         return bool(all(rows.start <= j < rows.stop and cols.start <= i < cols.stop for j, i in points))
 
     def extended(self, prompt: SlicePrompt) -> ObjectState:
