@@ -32,7 +32,8 @@ from SSSSegmentLib.phantoms.dataset import hu_int16, write_case_nifti  # noqa: E
 from SSSSegmentLib.site_data import add_site_case  # noqa: E402
 
 SITE = ScannerProfile("new_site", noise_std_hu=9.0, inplane_blur_mm=0.25, slice_thickness_mm=6.0, hu_offset=-4.0)
-SITE_CONFIG = PhantomConfig(matrix=256)
+# Every corrected and test phantom has a bleed (the normal cases are drawn apart).
+SITE_CONFIG = PhantomConfig(matrix=256, p_no_lesion=0.0)
 GE_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "ct_head_ge_tilted"
 SEEDS = {"corrected": range(95_000_000, 95_000_003), "unlabeled": range(95_000_100, 95_000_132),
          "test": range(95_000_200, 95_000_206), "test_normal": range(95_000_300, 95_000_302)}
@@ -77,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--lr", type=float, default=None, help="learning rate (default: sssseg finetune's)")
+    parser.add_argument("--methods", nargs="+", default=["sss", "supervised"], choices=["sss", "supervised"])
     args = parser.parse_args(argv)
     if not GE_DIR.is_dir():
         print(f"needs the real GE head CT at {GE_DIR}", file=sys.stderr)
@@ -88,10 +91,11 @@ def main(argv: list[str] | None = None) -> int:
     tests = [site_phantom(s) for s in SEEDS["test"]] + [site_phantom(s, normal=True) for s in SEEDS["test_normal"]]
     print(f"site data written in {time.perf_counter() - start:.0f} s: {site}, {unlabeled}", flush=True)
     rows = [("bundled model (before)", score(bundled_model_path("tiny"), tests, ge), 0.0, "")]
-    for method in ("sss", "supervised"):
+    for method in args.methods:
         t0 = time.perf_counter()
         request = FinetuneRequest(site, work / f"registry_{method}", unlabeled if method == "sss" else None,
-                                  steps=args.steps, device=args.device, overrides={"method": method})
+                                  steps=args.steps, device=args.device,
+                                  overrides={"method": method, **({"lr": args.lr} if args.lr else {})})
         result = run_finetune(request, log=lambda line, tag=method: print(f"  [{tag}] {line}", flush=True))
         seconds = time.perf_counter() - t0
         gate = "passed" if result.decision.passed else "failed"
