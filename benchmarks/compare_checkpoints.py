@@ -1,0 +1,66 @@
+"""Compare checkpoints on the unseen test phantoms (810000+), the demo phantom and the real GE scan.
+
+The same test set as ``train_compare.py --evaluate-only`` (matrix 512), with the demo's phantom and
+the mL each checkpoint calls on the real GE head CT of ``../shared/data`` beside it, all in one run:
+
+    .venv/bin/python benchmarks/compare_checkpoints.py SSSSegmentLib/resources/models/sss_tiny.safetensors \
+        runs/demo_tiny_stage6/final.safetensors
+"""
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import numpy as np  # noqa: E402
+from train_compare import describe, evaluate  # noqa: E402
+
+from SSSSegmentLib import api  # noqa: E402
+from SSSSegmentLib.demo import DEMO_SEED  # noqa: E402
+from SSSSegmentLib.evaluation import evaluate_case  # noqa: E402
+from SSSSegmentLib.inference import segment_volume  # noqa: E402
+from SSSSegmentLib.model import load_sss_checkpoint, resolve_device  # noqa: E402
+from SSSSegmentLib.phantoms import PhantomConfig, generate_phantom  # noqa: E402
+
+GE_DIR = ROOT.parent / "shared" / "data" / "ct_head_ge_tilted"
+
+
+def quiet(_message: str) -> None:
+    """PCPG's per-component lines are not wanted here."""
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("checkpoints", nargs="+", type=Path)
+    ap.add_argument("--test", type=int, default=24)
+    ap.add_argument("--test-seed", type=int, default=810_000, help="seed of the first test phantom")
+    args = ap.parse_args()
+    if not GE_DIR.is_dir():
+        print(f"needs the real GE head CT at {GE_DIR}", file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+    tests = [generate_phantom(args.test_seed + i, PhantomConfig(matrix=512)) for i in range(args.test)]
+    demo = generate_phantom(DEMO_SEED)
+    ge = api.read_ct(GE_DIR)
+    print(f"data in {time.perf_counter() - t0:.0f} s", flush=True)
+    dev = resolve_device("cpu")
+    for ckpt in args.checkpoints:
+        t0 = time.perf_counter()
+        model = load_sss_checkpoint(ckpt, device=dev)
+        demo_case = evaluate_case(segment_volume(demo.to_ct_volume(), model, dev, log=quiet).labels_zyx,
+                                  demo.labels_zyx, demo.geometry.spacing_mm, "demo")
+        demo_dice = np.mean([r.dice for r in demo_case.classes if r.true_ml > 0])
+        ge_ml = segment_volume(ge, model, dev, log=quiet).volumes_ml
+        print(f"== {ckpt} ({time.perf_counter() - t0:.0f} s)")
+        print(describe(evaluate(ckpt, tests, "cpu")))
+        print(f"demo phantom {DEMO_SEED}, the demo's measure: {demo_dice:.3f}")
+        print("real GE scan, mL: " + ", ".join(f"{k} {v:.2f}" for k, v in ge_ml.items())
+              + f"; total {sum(ge_ml.values()):.2f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
