@@ -52,7 +52,7 @@ PROMPTS = (
              "if volume_ml < cfg.single_slice_min_ml:", "if volume_ml <= cfg.single_slice_min_ml:", (LOCATION,)),
     Mutation("candidates-unthresholded", "prompts", "every voxel's arg-max class is a candidate, however unlikely",
              "SSSSegmentLib/prompts/components.py",
-             "argmax[top < threshold] = 0", "argmax[top < 0.0] = 0",
+             "labels[best < threshold] = 0", "labels[best < 0.0] = 0",
              ("Testing/test_prompts.py::test_probability_threshold_selects_candidates",)),
     Mutation("6-connectivity", "prompts", "components with 6- instead of 26-connectivity",
              "SSSSegmentLib/prompts/components.py",
