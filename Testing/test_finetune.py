@@ -134,6 +134,7 @@ def test_full_disk_then_sigkill_then_resume_ends_with_a_valid_registry(
     result = run_finetune(_request(site, registry_dir, resume=True), log=lines.append)
     new = result.version
     assert any(line.startswith("held out 1 of 4 corrected case(s) for validation") for line in lines)
+    assert any(line.startswith("warning: the gate judges on 1 held-out case(s)") for line in lines)
     assert any(line.startswith("validation at step 2: mean Dice") for line in lines)
     assert any(line.startswith("gate PASSED") or line.startswith("gate FAILED") for line in lines)
     assert result.steps_done == 2 and new.version == "v0002" and new.base == "v0001"

@@ -32,6 +32,8 @@ RUN_FILE = "run.json"
 # these: the gate judges on the same held-out cases, and choosing on them would bias it to pass.
 VALIDATIONS_PER_RUN = 6
 LogFn = Callable[[str], None]
+# Fewer held-out cases than this and the log warns that the gate cannot judge reliably.
+FEW_HELDOUT = 3
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,8 @@ def run_finetune(request: FinetuneRequest, progress: ProgressCallback = silent,
     plan = _plan_from(info)
     log(plan.describe())
     log(f"gate: {request.gate.describe()}")
+    if len(plan.heldout) < FEW_HELDOUT:
+        log(few_heldout_warning(len(plan.heldout)))
     try:
         return _train_and_gate(registry, request, info, plan, progress, log)
     except OSError as exc:
@@ -127,6 +131,14 @@ def _train_config(request: FinetuneRequest, info: dict, plan: SitePlan, work: Pa
                   preset=read_checkpoint_info(base_path)["preset"], steps=request.steps,
                   val_cases=len(plan.heldout), device=request.device, unlabeled_dir=None)
     return TrainConfig.from_dict(values)
+
+
+def few_heldout_warning(n_heldout: int) -> str:
+    """The log's warning when the gate judges on fewer than ``FEW_HELDOUT`` held-out cases."""
+    return (f"warning: the gate judges on {n_heldout} held-out case(s); so few cannot tell a better model "
+            f"from one that fits them (on the new-site benchmark both fine-tunes passed on 1 case and were "
+            f"worse on unseen cases). Add corrected cases, and roll back (sssseg models rollback) if the "
+            f"new version does worse")
 
 
 def has_interrupted_run(registry_dir: Path) -> bool:
