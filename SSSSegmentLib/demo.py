@@ -117,7 +117,7 @@ def _demo_report(case, volumes_ml, loaded, seed, shape, seconds, out_dir) -> str
         r = by_label[hclass.label]
         dice = "n/a" if np.isnan(r.dice) else f"{r.dice:.3f}"
         lines.append(f"{hclass.key:<6} {dice:>6} {volumes_ml[hclass.key]:>9.2f} {r.true_ml:>9.2f}")
-    in_truth = [r.dice for r in case.classes if r.true_ml > 0]
+    in_truth = case.dice_in_truth()
     if in_truth:
         lines.append(f"mean Dice over the {len(in_truth)} class(es) in the truth: {np.mean(in_truth):.3f}")
     false_classes = [r.key for r in case.classes if r.true_ml == 0 and r.pred_ml > 0]

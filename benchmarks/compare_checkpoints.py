@@ -52,7 +52,7 @@ def main() -> int:
         model = load_sss_checkpoint(ckpt, device=dev)
         demo_case = evaluate_case(segment_volume(demo.to_ct_volume(), model, dev, log=quiet).labels_zyx,
                                   demo.labels_zyx, demo.geometry.spacing_mm, "demo")
-        demo_dice = np.mean([r.dice for r in demo_case.classes if r.true_ml > 0])
+        demo_dice = np.mean(demo_case.dice_in_truth())
         ge_ml = segment_volume(ge, model, dev, log=quiet).volumes_ml
         print(f"== {ckpt} ({time.perf_counter() - t0:.0f} s)")
         print(describe(evaluate(ckpt, tests, "cpu")))

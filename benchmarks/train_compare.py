@@ -200,7 +200,7 @@ def demo_measure_per_case(summary: object) -> list[float]:
     """For each case with a bleed, the mean Dice over the classes in its truth (what `sssseg demo` prints)."""
     values = []
     for case in summary.cases:
-        present = [c.dice for c in case.classes if c.true_ml > 0]
+        present = case.dice_in_truth()
         if present:
             values.append(sum(present) / len(present))
     return values

@@ -49,6 +49,10 @@ class CaseResult:
     bleed_pred: bool  # any hemorrhage predicted (>= minimum detection volume)
     bleed_true: bool
 
+    def dice_in_truth(self) -> list[float]:
+        """Dice of each class present in the truth; their mean is the demo's measure (``sssseg demo``)."""
+        return [r.dice for r in self.classes if r.true_ml > 0]
+
     def by_key(self, key: str) -> ClassResult:
         for result in self.classes:
             if result.key == key:
