@@ -101,7 +101,7 @@ def test_an_installed_wheel_segments_with_its_own_bundled_model(wheel: Path, tmp
     )
     assert install.returncode == 0, install.stdout + install.stderr
 
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "PYTHONUNBUFFERED")}
     where = subprocess.run(
         [str(python), "-c", "import SSSSegmentLib.bundled_models as b; print(b.__file__); "
          "print(','.join(b.installed_bundled_presets()))"],
@@ -117,6 +117,7 @@ def test_an_installed_wheel_segments_with_its_own_bundled_model(wheel: Path, tmp
     proc = subprocess.run([str(venv / "bin" / "sssseg"), "segment", str(ct), str(out)],
                           capture_output=True, text=True, timeout=180, cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr
+    assert f"wrote {out}" in proc.stdout  # the script ends with os._exit: its stdout must be flushed first
     assert "model: bundled sss_tiny.safetensors" in proc.stderr
     assert proc.stderr.count(BUNDLED_MODEL_NOTICE) == 1
     labels, _, names = read_labelmap(out)
