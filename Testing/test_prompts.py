@@ -37,6 +37,7 @@ from SSSSegmentLib.prompts import (
 from SSSSegmentLib.prompts.components import ComponentView, class_components
 from SSSSegmentLib.prompts.extra_axial import ExtraAxialShapeConfig, shape_ratio, type_extra_axial
 from SSSSegmentLib.prompts.generator import decision_log_lines
+from SSSSegmentLib.prompts.partial_volume import evidence_margin_slices, thickness_evidence
 from SSSSegmentLib.prompts.rules import measured_voxels
 from SSSSegmentLib.volumes.geometry import Geometry
 
@@ -613,6 +614,39 @@ def test_thickness_is_measured_in_3d_with_the_slice_profile_reach():
     # A 4 mm reach leaves 1 mm across the slice, so the blob is at most sqrt(0^2 + 1^2) = 1 mm deep.
     near = decision(through_plane_reach_mm=4.0)
     assert near.dropped_by == "partial_volume" and "thin band" in near.reason
+
+
+def test_evidence_margin_counts_the_slices_whose_skull_reaches_across():
+    cfg = PromptConfig().partial_volume  # min_thickness 3 mm, reach 2 mm, 1 unopened neighbour
+    # By hand: slice n away leaves max(0, n * s_k - 2) mm, counted while under 3 mm.
+    assert evidence_margin_slices(5.0, cfg, 12) == 1  # 5 - 2 = 3 is not under 3: only the unopened neighbour
+    assert evidence_margin_slices(1.0, cfg, 12) == 4  # 1 - 2, ..., 4 - 2 = 2 < 3; 5 - 2 = 3 is not
+    assert evidence_margin_slices(1.0, cfg, 3) == 2  # no slice beyond the volume
+    assert evidence_margin_slices(0.5, dataclasses.replace(cfg, unopened_through_plane_slices=12), 40) == 12
+
+
+def test_thickness_evidence_of_a_few_slices_is_that_of_the_whole_volume():
+    """PCPG computes the evidence only on the slices a component spans; each must come out as in the
+    whole volume, also where the skull of a neighbouring slice decides it (1 mm slices here)."""
+    hu, _ = scene()
+    blob = disk(CENTRE, CENTRE + BRAIN_R - 4, 4)
+    for k in range(4, 12):
+        hu[k][blob] = 70.0
+    hu[3][disk(CENTRE, CENTRE + BRAIN_R - 4, 6)] = 1000.0  # skull cut just below the blob
+    geometry = Geometry(spacing_mm=(1.0, 1.0, 1.0))
+    spacing = (1.0, 1.0, 1.0)
+    cavity = intracranial_cavity(hu, geometry)
+    cfg = PromptConfig().partial_volume
+    whole = thickness_evidence(hu, cavity, spacing, cfg)
+    # By hand: slice 3's skull lies max(0, n - 2) mm across from slice 3 + n, under 3 mm up to slice 7.
+    assert not whole[0][:8].any() and whole[0][8:].any(axis=(1, 2)).all()
+    for k0 in range(SHAPE[0]):
+        for k1 in (k0, k0 + 1, min(k0 + 3, SHAPE[0])):
+            part = thickness_evidence(hu, cavity, spacing, cfg, (k0, k1))
+            for name, a, b in zip(("opened", "unopened"), whole, part, strict=True):
+                assert np.array_equal(a[k0:k1], b), (name, k0, k1)
+    with pytest.raises(SSSSegError, match="k_range"):
+        thickness_evidence(hu, cavity, spacing, cfg, (5, 13))
 
 
 def test_sulcal_blood_must_be_deep_from_the_neighbouring_slices_skull():

@@ -85,7 +85,8 @@ class _Anatomy:
         self._hu, self._geometry, self._config = hu_zyx, geometry, config
         self._cavity: np.ndarray | None = None
         self._distance: np.ndarray | None = None
-        self._evidence: tuple[np.ndarray, np.ndarray] | None = None
+        self._evidence = (np.zeros(hu_zyx.shape, dtype=bool), np.zeros(hu_zyx.shape, dtype=bool))
+        self._evidence_done = np.zeros(hu_zyx.shape[0], dtype=bool)  # slices whose evidence is computed
 
     @property
     def cavity(self) -> np.ndarray:
@@ -103,14 +104,20 @@ class _Anatomy:
             self._distance = inner_table_distance_mm(self._hu, self._geometry, self.cavity)
         return self._distance
 
-    def thickness_evidence(self, opened: bool) -> np.ndarray:
-        """Bool (K, J, I): blood-density tissue deeper than the skull's partial-volume reach, after the
-        in-plane opening (``opened``) or without it; both maps are computed together, once."""
-        if self._evidence is None:
-            self._evidence = thickness_evidence(
-                self._hu, self.cavity, spacing_zyx(self._geometry), self._config.partial_volume
-            )
-        return self._evidence[0] if opened else self._evidence[1]
+    def thickness_evidence(self, opened: bool, box: tuple[slice, slice, slice]) -> np.ndarray:
+        """Bool over ``box`` (a crop of the (K, J, I) grid): blood-density tissue deeper than the skull's
+        partial-volume reach, after the in-plane opening (``opened``) or without it. Both maps are
+        computed together, once per slice, and only on the slices a component asks about (a normal
+        scan's few candidates that reach this rule span a few of its slices)."""
+        missing = np.flatnonzero(~self._evidence_done[box[0]]) + box[0].start
+        if missing.size:
+            k_range = (int(missing[0]), int(missing[-1]) + 1)
+            found = thickness_evidence(self._hu, self.cavity, spacing_zyx(self._geometry),
+                                       self._config.partial_volume, k_range)
+            for whole, part in zip(self._evidence, found, strict=True):
+                whole[k_range[0] : k_range[1]] = part
+            self._evidence_done[k_range[0] : k_range[1]] = True
+        return self._evidence[0 if opened else 1][box]
 
 
 def _check_inputs(prob_lzyx: np.ndarray, hu_zyx: np.ndarray) -> None:
@@ -156,7 +163,7 @@ def _component_rules(
         (
             "partial_volume",
             config.partial_volume.enabled and _applies(view, pv_classes) and anatomy.skull_found,
-            lambda: partial_volume_rule(view, anatomy.thickness_evidence(opened)[view.box], config.partial_volume),
+            lambda: partial_volume_rule(view, anatomy.thickness_evidence(opened, view.box), config.partial_volume),
         ),
         (
             "calcification",

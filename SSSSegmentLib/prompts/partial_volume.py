@@ -109,6 +109,19 @@ def _skull_over_neighbours(skull_zyx: np.ndarray, reach: int) -> np.ndarray:
     return out
 
 
+def _through_plane_offsets(s_k: float, cfg: PartialVolumeConfig, n_slices: int) -> list[tuple[int, float]]:
+    """(n, dz mm) for the slices k +- n whose skull can be nearer than ``min_thickness_mm`` to slice k."""
+    offsets = [(n, max(0.0, n * s_k - cfg.through_plane_reach_mm)) for n in range(1, n_slices)]
+    return [(n, dz) for n, dz in offsets if dz < cfg.min_thickness_mm]
+
+
+def evidence_margin_slices(s_k: float, cfg: PartialVolumeConfig, n_slices: int) -> int:
+    """Slices on either side of slice k that slice k's thickness evidence depends on: those whose skull
+    counts in its 3D depth, and the ``unopened_through_plane_slices``; everything else is per slice."""
+    offsets = _through_plane_offsets(s_k, cfg, n_slices)
+    return max(max((n for n, _ in offsets), default=0), cfg.unopened_through_plane_slices)
+
+
 def _partial_volume_slices(smooth_zyx: np.ndarray, cavity_zyx: np.ndarray, median_hu: float) -> np.ndarray:
     """Bool (K,): slices whose cavity content has a median above ``median_hu`` (a bone/brain mix)."""
     flags = np.zeros(smooth_zyx.shape[0], dtype=bool)
@@ -121,10 +134,9 @@ def _depth_3d(skull_zyx: np.ndarray, ks: np.ndarray, spacing_zyx: tuple[float, f
               ) -> np.ndarray:
     """Bool (K, J, I): on slices ``ks``, voxels at least ``cfg.min_thickness_mm`` from the skull in 3D, a
     skull across the slice counting ``cfg.through_plane_reach_mm`` nearer (see the module docstring)."""
-    s_k, spacing_ji = spacing_zyx[0], (spacing_zyx[1], spacing_zyx[2])
+    spacing_ji = (spacing_zyx[1], spacing_zyx[2])
     n_slices = skull_zyx.shape[0]
-    offsets = [(n, max(0.0, n * s_k - cfg.through_plane_reach_mm)) for n in range(1, n_slices)]
-    offsets = [(n, dz) for n, dz in offsets if dz < cfg.min_thickness_mm]
+    offsets = _through_plane_offsets(spacing_zyx[0], cfg, n_slices)
     squared: dict[int, np.ndarray] = {}
 
     def in_plane_sq(k: int) -> np.ndarray:
@@ -162,22 +174,32 @@ def thickness_evidence(
     cavity_zyx: np.ndarray,
     spacing_zyx: tuple[float, float, float],
     cfg: PartialVolumeConfig,
+    k_range: tuple[int, int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Bool (K, J, I) maps of blood-density voxels deeper than the partial-volume reach of the skull:
     ``(opened, unopened)``: after the in-plane opening and at 3D depth (thick bleeds), and without
     the opening at in-plane depth (sulcal blood); see the module docstring.
 
     ``hu_zyx``: raw CT in HU; ``cavity_zyx``: the intracranial cavity; ``spacing_zyx``: mm (s_k, s_j, s_i).
-    The work is done on the cavity's in-plane bounding box, widened by ``min_thickness_mm``: outside
-    the cavity everything is skull, so no voxel's result depends on what lies beyond that margin.
+    With ``k_range`` (k0, k1) only slices k0 .. k1 - 1 are computed, each exactly as in the whole
+    volume, and the maps are (k1 - k0, J, I): the work is done on those slices widened by
+    ``evidence_margin_slices`` on either side. The work is done on the cavity's in-plane bounding
+    box, widened by ``min_thickness_mm``: outside the cavity everything is skull, so no voxel's
+    result depends on what lies beyond that margin.
     """
+    n_slices = cavity_zyx.shape[0]
+    k0, k1 = k_range or (0, n_slices)
+    if not 0 <= k0 <= k1 <= n_slices:
+        raise SSSSegError(f"k_range {k_range} is not within the {n_slices} slices")
+    margin = evidence_margin_slices(spacing_zyx[0], cfg, n_slices)
+    lo, hi = max(k0 - margin, 0), min(k1 + margin, n_slices)
+    hu_zyx, cavity_zyx = hu_zyx[lo:hi], cavity_zyx[lo:hi]
     opened = np.zeros(cavity_zyx.shape, dtype=bool)
     unopened = np.zeros(cavity_zyx.shape, dtype=bool)
-    if not cavity_zyx.any():
-        return opened, unopened
-    box = _inplane_box(cavity_zyx, (spacing_zyx[1], spacing_zyx[2]), cfg.min_thickness_mm)
-    opened[box], unopened[box] = _evidence_in_box(hu_zyx[box], cavity_zyx[box], spacing_zyx, cfg)
-    return opened, unopened
+    if cavity_zyx.any():
+        box = _inplane_box(cavity_zyx, (spacing_zyx[1], spacing_zyx[2]), cfg.min_thickness_mm)
+        opened[box], unopened[box] = _evidence_in_box(hu_zyx[box], cavity_zyx[box], spacing_zyx, cfg)
+    return opened[k0 - lo : k1 - lo], unopened[k0 - lo : k1 - lo]
 
 
 def _inplane_box(cavity_zyx: np.ndarray, spacing_ji: tuple[float, float], margin_mm: float) -> tuple[slice, ...]:
