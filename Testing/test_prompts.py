@@ -140,6 +140,8 @@ def test_cavity_of_a_ring_cut_by_the_field_of_view_is_its_convex_hull():
     inside = (radius_ji() < BRAIN_R - 1) & (ii < CENTRE + 34)
     cavity = intracranial_cavity(hu, GEOMETRY)
     assert cavity[5][inside].mean() > 0.99 and not cavity[5][ii > CENTRE + 35].any()
+    hull_only = intracranial_cavity(hu, GEOMETRY, CavityConfig(bridge_slices=False, borrow_max_mm=0.0))
+    assert hull_only[5][inside].mean() > 0.99  # no neighbour to borrow from: the hull closes it
     off = intracranial_cavity(
         hu, GEOMETRY, CavityConfig(fallback_convex_hull=False, bridge_slices=False, borrow_max_mm=0.0)
     )

@@ -34,6 +34,7 @@ Cavity recipe (``intracranial_cavity``):
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -99,12 +100,22 @@ def close_slice(mask_ji: np.ndarray, radius_mm: float, spacing_ji: tuple[float, 
 
     The image border is not treated as background, so nothing is eroded along it.
     """
-    if radius_mm <= 0 or not mask_ji.any():
-        return mask_ji.copy()
-    dilated = ndimage.distance_transform_edt(~mask_ji, sampling=spacing_ji) <= radius_mm
-    if dilated.all():
-        return dilated
-    return ndimage.distance_transform_edt(dilated, sampling=spacing_ji) > radius_mm
+    return next(closings(mask_ji, (radius_mm,), spacing_ji))
+
+
+def closings(mask_ji: np.ndarray, radii_mm: tuple[float, ...], spacing_ji: tuple[float, float]
+             ) -> Iterator[np.ndarray]:
+    """``close_slice`` of one slice for each radius in turn, lazily; the distance from the mask, which
+    every radius's dilation reads, is computed once."""
+    outside_mm = None
+    for radius_mm in radii_mm:
+        if radius_mm <= 0 or not mask_ji.any():
+            yield mask_ji.copy()
+            continue
+        if outside_mm is None:
+            outside_mm = ndimage.distance_transform_edt(~mask_ji, sampling=spacing_ji)
+        dilated = outside_mm <= radius_mm
+        yield dilated if dilated.all() else ndimage.distance_transform_edt(dilated, sampling=spacing_ji) > radius_mm
 
 
 def fill_holes(mask: np.ndarray) -> np.ndarray:
@@ -139,25 +150,39 @@ def _reclose_open_slices(
     """In place: slices whose cavity is under ``fallback_min_bbox_fraction`` of the bone's bounding box
     are closed again with the larger ``fallback_closing_mm`` radii in turn, the first that passes is
     kept; then, with ``fallback_convex_hull`` and only where the head runs into the edge of the field
-    of view (``_cut_by_fov``), the slice's cavity is the convex hull of its closed ring (no closing of
+    of view (``_hull_where_cut_by_fov``), the slice's cavity is the convex hull of its closed ring (no closing of
     sensible size bridges a ring cut open by a truncated field of view). ``hu_zyx`` (K, J, I) is
     the CT crop and ``bone_zyx`` its bone mask."""
     for k, (hu_ji, bone_ji) in enumerate(zip(hu_zyx, bone_zyx, strict=True)):
         if not bone_ji.any():
             continue
         wanted = _wanted_px(bone_ji, cfg)
-        for radius in cfg.fallback_closing_mm:
+        for closed in closings(bone_ji, cfg.fallback_closing_mm, spacing_ji):
             if np.count_nonzero(inside_zyx[k]) >= wanted:
                 break
-            closed = close_slice(bone_ji, radius, spacing_ji) | closed_zyx[k]
+            closed |= closed_zyx[k]
             filled = fill_holes(closed) & ~closed
             if np.count_nonzero(filled) > np.count_nonzero(inside_zyx[k]):
                 closed_zyx[k], inside_zyx[k] = closed, filled
         if cfg.fallback_convex_hull and np.count_nonzero(inside_zyx[k]) < wanted:
-            hull_ji = convex_hull_image(closed_zyx[k])
-            filled = hull_ji & ~closed_zyx[k]
-            if _cut_by_fov(hu_ji, hull_ji, spacing_ji) and np.count_nonzero(filled) > np.count_nonzero(inside_zyx[k]):
-                inside_zyx[k] = filled
+            _hull_where_cut_by_fov(hu_ji, closed_zyx[k], inside_zyx[k], spacing_ji)
+
+
+def _hull_where_cut_by_fov(hu_ji: np.ndarray, closed_ji: np.ndarray, inside_ji: np.ndarray,
+                           spacing_ji: tuple[float, float]) -> None:
+    """In place: ``inside_ji`` becomes the convex hull of the closed ring ``closed_ji`` (minus the ring)
+    when the ring is cut by the edge of the reconstructed field of view and the hull holds more. Cut:
+    tissue inside the hull touches the padding (``_fov_contact``) along at least 10 mm (a head that
+    fits is separated from it by noisy air; a headrest touching the edge lies outside the hull). The
+    hull is computed only when the head touches the padding that long at all (it can only shorten the
+    contact)."""
+    contact = _fov_contact(hu_ji)
+    if not _long_contact(contact, spacing_ji):
+        return
+    hull_ji = convex_hull_image(closed_ji)
+    filled = hull_ji & ~closed_ji
+    if _long_contact(contact & hull_ji, spacing_ji) and np.count_nonzero(filled) > np.count_nonzero(inside_ji):
+        inside_ji[...] = filled
 
 
 def _open_slices(bone_zyx: np.ndarray, inside_zyx: np.ndarray, cfg: CavityConfig) -> np.ndarray:
@@ -183,23 +208,21 @@ def _borrow_from_neighbours(
                 inside_zyx[k] |= overlap & ~closed_zyx[k]
 
 
-def _cut_by_fov(
-    hu_ji: np.ndarray, hull_ji: np.ndarray, spacing_ji: tuple[float, float], min_contact_mm: float = 10.0
-) -> bool:
-    """True when the skull ring of this slice is cut by the edge of the reconstructed field of view.
+def _fov_contact(hu_ji: np.ndarray) -> np.ndarray:
+    """Bool (J, I): tissue (> -500 HU) touching the padding outside the reconstructed field of view.
 
     Outside that circle scanners store one constant padding value (the slice minimum, e.g. -1024 or
-    -3024) in a region that reaches the image border. The ring is cut when tissue (> -500 HU)
-    inside the ring's convex hull ``hull_ji`` touches that padding along at least
-    ``min_contact_mm`` (a head that fits is separated from it by noisy air; a headrest touching
-    the edge lies outside the hull).
+    -3024) in a region that reaches the image border.
     """
     padding = hu_ji == hu_ji.min()
     labels, _ = ndimage.label(padding)
     border_ids = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
     exterior = np.isin(labels, border_ids[border_ids > 0])
-    contact = ndimage.binary_dilation(exterior) & (hu_ji > -500) & hull_ji
-    return np.count_nonzero(contact) * min(spacing_ji) >= min_contact_mm
+    return ndimage.binary_dilation(exterior) & (hu_ji > -500)
+
+
+def _long_contact(contact_ji: np.ndarray, spacing_ji: tuple[float, float], min_contact_mm: float = 10.0) -> bool:
+    return np.count_nonzero(contact_ji) * min(spacing_ji) >= min_contact_mm
 
 
 def _fill_per_slice(mask_zyx: np.ndarray) -> np.ndarray:
