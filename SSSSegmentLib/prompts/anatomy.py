@@ -157,13 +157,15 @@ def _reclose_open_slices(
         if not bone_ji.any():
             continue
         wanted = _wanted_px(bone_ji, cfg)
-        for closed in closings(bone_ji, cfg.fallback_closing_mm, spacing_ji):
-            if np.count_nonzero(inside_zyx[k]) >= wanted:
-                break
+        if np.count_nonzero(inside_zyx[k]) >= wanted:
+            continue
+        for closed in closings(bone_ji, cfg.fallback_closing_mm, spacing_ji):  # computed lazily: stop early
             closed |= closed_zyx[k]
             filled = fill_holes(closed) & ~closed
             if np.count_nonzero(filled) > np.count_nonzero(inside_zyx[k]):
                 closed_zyx[k], inside_zyx[k] = closed, filled
+            if np.count_nonzero(inside_zyx[k]) >= wanted:
+                break
         if cfg.fallback_convex_hull and np.count_nonzero(inside_zyx[k]) < wanted:
             _hull_where_cut_by_fov(hu_ji, closed_zyx[k], inside_zyx[k], spacing_ji)
 
