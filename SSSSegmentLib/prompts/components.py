@@ -97,13 +97,20 @@ class ClassComponents:
         return np.bincount(flat, minlength=self.count * n_slices).reshape(self.count, n_slices)
 
 
-def class_components(candidates_zyx: np.ndarray, label: int, pad_zyx: tuple[int, int, int]) -> ClassComponents:
-    """26-connected components of ``candidates_zyx == label``, labelled in a crop padded by ``pad_zyx``."""
-    found = ndimage.find_objects((candidates_zyx == label).astype(np.uint8))
-    if not found or found[0] is None:
+def class_components(candidates_zyx: np.ndarray, label: int, pad_zyx: tuple[int, int, int],
+                     class_boxes: list | None = None) -> ClassComponents:
+    """26-connected components of ``candidates_zyx == label``, labelled in a crop padded by ``pad_zyx``.
+
+    ``class_boxes``: ``ndimage.find_objects(candidates_zyx)`` when the caller has it (one pass over
+    the volume gives every class's bounding box); found here otherwise.
+    """
+    if class_boxes is None:
+        class_boxes = ndimage.find_objects(candidates_zyx, max_label=label)
+    box = class_boxes[label - 1] if label <= len(class_boxes) else None
+    if box is None:
         empty = (slice(0, 0),) * 3
         return ClassComponents(label, empty, np.zeros((0, 0, 0), np.int32), ())
-    crop = padded_box(found[0], pad_zyx, candidates_zyx.shape)
+    crop = padded_box(box, pad_zyx, candidates_zyx.shape)
     labels, _ = ndimage.label(candidates_zyx[crop] == label, structure=STRUCTURE_26, output=np.int32)
     boxes = tuple(b for b in ndimage.find_objects(labels) if b is not None)
     return ClassComponents(label, crop, labels, boxes)

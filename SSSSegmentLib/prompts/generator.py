@@ -15,6 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 
 from SSSSegmentLib.classes import CLASS_BY_LABEL, HEMORRHAGE_CLASSES, NUM_LABELS
 from SSSSegmentLib.errors import InputError
@@ -280,9 +281,10 @@ def prompts_from_candidates(
         candidates = type_extra_axial(candidates, spacing_zyx(geometry), config.extra_axial_shape)
     anatomy = _Anatomy(hu_zyx, geometry, config)
     pad = _view_padding(geometry, config)
-    judged = []
+    judged, class_boxes = [], ndimage.find_objects(candidates)
     for cls in HEMORRHAGE_CLASSES:
-        judged += _judge_class(class_components(candidates, cls.label, pad), hu_zyx, geometry, anatomy, config)
+        comps = class_components(candidates, cls.label, pad, class_boxes)
+        judged += _judge_class(comps, hu_zyx, geometry, anatomy, config)
     kept_views = [view for view, decision in judged if decision.kept]
     kept_zyx = np.zeros(hu_zyx.shape, dtype=np.uint8)
     for view in kept_views:
