@@ -98,6 +98,21 @@ def test_tilted_stack_on_its_acquired_planes_matches_resampled_first(model, phan
     assert np.count_nonzero(differ & ~edge) <= 0.01 * np.count_nonzero(truth)
 
 
+def test_coarse_logits_without_the_decoder_features_are_the_full_encodings(model) -> None:  # noqa: ANN001
+    """The streaming path computes only the coarse head's inputs; its logits must be those of the full
+    encoding (the same operations on the same stride-4 level)."""
+    import torch
+
+    images = torch.randn(3, 3, 256, 256, generator=torch.Generator().manual_seed(0))
+    images[1] = 0.0  # an empty slice too
+    net = model.model.eval()
+    with torch.no_grad():
+        full = net.coarse_logits(net.encode(images))
+        only = net.coarse_logits_of(images)
+    assert only.shape == (3, 6, 128, 128)
+    torch.testing.assert_close(only, full, rtol=0.0, atol=1e-6)
+
+
 def test_fill_holes_is_scipys_binary_fill_holes() -> None:
     from scipy import ndimage
 

@@ -133,13 +133,15 @@ def slice_probabilities(frame: object, logits: torch.Tensor) -> np.ndarray:
 
 def _encode_batch(
     model: torch.nn.Module, hu_kyx: np.ndarray, device: torch.device, clock: StageClock, coarse: bool = True,
-    fast: bool = True,
+    fast: bool = True, features: bool = True,
 ) -> tuple[object, torch.Tensor | None, object]:
-    """(features, coarse logits (b, 6, S/2, S/2) or None without ``coarse``, frame) of slices (b, J, I)
-    in HU; timed into ``clock`` as preprocess, encoder (the SAM-2 image encoder) and dfe_head (DFE,
-    decoder projections, coarse head). ``fast`` on the CPU: channels-last images, so oneDNN's
-    convolutions skip their layout conversions (DFE + head about 20 % faster; logits differ by
-    about 1e-5 from the plain layout's, labels by Dice >= 0.999, see Testing/test_fast_paths.py)."""
+    """(features or None without ``features``, coarse logits (b, 6, S/2, S/2) or None without
+    ``coarse``, frame) of slices (b, J, I) in HU; timed into ``clock`` as preprocess, encoder (the SAM-2
+    image encoder) and dfe_head (DFE, decoder projections, coarse head). ``fast`` on the CPU:
+    channels-last images, so oneDNN's convolutions skip their layout conversions (DFE + head about
+    20 % faster; logits differ by about 1e-5 from the plain layout's, labels by Dice >= 0.999, see
+    Testing/test_fast_paths.py). Without ``features`` only the coarse head's inputs are computed
+    (``SSSModel.coarse_logits_of``)."""
     from ..model import ct_to_model_input
 
     with clock.stage("preprocess"):
@@ -152,8 +154,11 @@ def _encode_batch(
     start = time.perf_counter()
     timed = clock.module(encoder, "encoder") if encoder is not None else contextlib.nullcontext()
     with timed, autocast_for(device):
-        feats = model.encode(images)
-        logits = model.coarse_logits(feats) if coarse else None
+        if features:
+            feats = model.encode(images)
+            logits = model.coarse_logits(feats) if coarse else None
+        else:
+            feats, logits = None, model.coarse_logits_of(images)
     clock.add("dfe_head", time.perf_counter() - start - (clock.seconds.get("encoder", 0.0) - encoder_before))
     return feats, logits, frame
 
@@ -179,7 +184,7 @@ def stream_probabilities(
     n_slices = hu_kyx.shape[0]
 
     def step(lo: int, hi: int) -> None:
-        _, logits, frame = _encode_batch(model, hu_kyx[lo:hi], device, clock)
+        _, logits, frame = _encode_batch(model, hu_kyx[lo:hi], device, clock, features=False)
         with clock.stage("to_grid"):
             on_batch(lo, hi, slice_probabilities(frame, logits))
         progress("encode", 0.1 + 0.6 * hi / n_slices, f"slice {hi}/{n_slices}")

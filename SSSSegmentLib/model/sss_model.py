@@ -86,6 +86,13 @@ class SSSModel(nn.Module):
         """Per-class logits (B, 6, S/2, S/2) (softmax over background + 5 classes)."""
         return self.coarse_head(feats.fpn_stride4, feats.detail)
 
+    def coarse_logits_of(self, images: torch.Tensor) -> torch.Tensor:
+        """``coarse_logits(encode(images))`` for slices (B, 3, S, S), without what only the decoder reads:
+        the DFE of the stride-8 and stride-16 levels and the decoder's projections are skipped."""
+        self._check_images(images)
+        fpn = self.sam.image_encoder(images)["backbone_fpn"]
+        return self.coarse_head(self.dfe[0](fpn[0]), self.coarse_head.detail_stem(images))
+
     def decode(
         self,
         feats: SliceFeatures,
