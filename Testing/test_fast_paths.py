@@ -113,6 +113,46 @@ def test_coarse_logits_without_the_decoder_features_are_the_full_encodings(model
     torch.testing.assert_close(only, full, rtol=0.0, atol=1e-6)
 
 
+def test_slices_run_on_threads_in_order_and_as_many_as_allowed(monkeypatch) -> None:  # noqa: ANN001
+    import os
+    import threading
+
+    from SSSSegmentLib.prompts import parallel
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert parallel.slice_threads() == 3
+    names: set[str] = set()
+    barrier = threading.Barrier(3, timeout=10)
+
+    def square(x: int) -> int:
+        names.add(threading.current_thread().name)
+        if x < 3:
+            barrier.wait()  # the first three items run at the same time, or this times out
+        return x * x
+
+    assert parallel.map_slices(square, range(10)) == [x * x for x in range(10)]
+    assert len(names) == 3 and all(n.startswith("sssseg-slices") for n in names)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    names.clear()
+    assert parallel.map_slices(lambda x: names.add(threading.current_thread().name) or x, [1, 2]) == [1, 2]
+    assert names == {threading.current_thread().name}
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert parallel.slice_threads() == 4
+
+
+def test_cavity_on_threads_is_the_cavity_in_one_thread(monkeypatch, phantom) -> None:  # noqa: ANN001
+    import os
+
+    from SSSSegmentLib.prompts import intracranial_cavity
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    one = intracranial_cavity(phantom.hu_zyx, phantom.geometry)
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")
+    assert one.any() and np.array_equal(intracranial_cavity(phantom.hu_zyx, phantom.geometry), one)
+
+
 def test_fill_holes_is_scipys_binary_fill_holes() -> None:
     from scipy import ndimage
 

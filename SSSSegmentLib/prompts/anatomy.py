@@ -42,6 +42,7 @@ from scipy import ndimage
 from skimage.morphology import convex_hull_image
 
 from SSSSegmentLib.errors import InputError, SSSSegError
+from SSSSegmentLib.prompts.parallel import map_slices
 from SSSSegmentLib.volumes.geometry import Geometry
 
 
@@ -153,12 +154,14 @@ def _reclose_open_slices(
     of view (``_hull_where_cut_by_fov``), the slice's cavity is the convex hull of its closed ring (no closing of
     sensible size bridges a ring cut open by a truncated field of view). ``hu_zyx`` (K, J, I) is
     the CT crop and ``bone_zyx`` its bone mask."""
-    for k, (hu_ji, bone_ji) in enumerate(zip(hu_zyx, bone_zyx, strict=True)):
+
+    def reclose(k: int) -> None:  # slice k alone: the slices run in parallel
+        bone_ji = bone_zyx[k]
         if not bone_ji.any():
-            continue
+            return
         wanted = _wanted_px(bone_ji, cfg)
         if np.count_nonzero(inside_zyx[k]) >= wanted:
-            continue
+            return
         for closed in closings(bone_ji, cfg.fallback_closing_mm, spacing_ji):  # computed lazily: stop early
             closed |= closed_zyx[k]
             filled = fill_holes(closed) & ~closed
@@ -167,7 +170,9 @@ def _reclose_open_slices(
             if np.count_nonzero(inside_zyx[k]) >= wanted:
                 break
         if cfg.fallback_convex_hull and np.count_nonzero(inside_zyx[k]) < wanted:
-            _hull_where_cut_by_fov(hu_ji, closed_zyx[k], inside_zyx[k], spacing_ji)
+            _hull_where_cut_by_fov(hu_zyx[k], closed_zyx[k], inside_zyx[k], spacing_ji)
+
+    map_slices(reclose, range(bone_zyx.shape[0]))
 
 
 def _hull_where_cut_by_fov(hu_ji: np.ndarray, closed_ji: np.ndarray, inside_ji: np.ndarray,
@@ -268,7 +273,7 @@ def intracranial_cavity(hu_zyx: np.ndarray, geometry: Geometry, cfg: CavityConfi
     _, s_j, s_i = spacing_zyx(geometry)
     reach_mm = max((cfg.closing_mm, *cfg.fallback_closing_mm))
     crop = _bone_crop(bone, math.ceil(reach_mm / s_j) + 2, math.ceil(reach_mm / s_i) + 2)
-    closed = np.stack([close_slice(b, cfg.closing_mm, (s_j, s_i)) for b in bone[crop]]) | bone[crop]
+    closed = np.stack(map_slices(lambda b: close_slice(b, cfg.closing_mm, (s_j, s_i)), bone[crop])) | bone[crop]
     if cfg.bridge_slices:
         closed |= ndimage.binary_closing(closed, structure=np.ones((3, 1, 1), dtype=bool))
     inside = (_fill_per_slice(closed) | fill_holes(closed)) & ~closed
