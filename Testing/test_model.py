@@ -370,3 +370,51 @@ def test_points_and_masks_agree():
     rows, cols = np.nonzero(frame.masks_to_slice(model_mask)[0].numpy() > 0)
     assert abs(rows.min() - 20) <= 2 and abs(rows.max() - 70) <= 2
     assert abs(cols.min() - 10) <= 2 and abs(cols.max() - 40) <= 2
+
+
+# --- SAM-2 configs frozen to JSON (model/sam2_config.py) --------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_each_frozen_sam2_config_is_the_hydra_composition(name: str) -> None:
+    """The stored record must be what sam2's Hydra configs compose to today (else run
+    ``python -m SSSSegmentLib.model.sam2_config`` and commit the result)."""
+    import json
+
+    from SSSSegmentLib.model import sam2_config
+
+    stored = json.loads((sam2_config.CONFIG_DIR / f"{name}.json").read_text(encoding="utf-8"))
+    assert stored == sam2_config.compose_config(PRESETS[name])
+    assert sam2_config.frozen_config(PRESETS[name]) == stored["model"]
+
+
+@pytest.mark.parametrize("name", ["tiny", "fast"])
+def test_a_model_built_from_the_frozen_config_is_the_hydra_built_one(name: str) -> None:
+    from sam2.build_sam import build_sam2
+
+    from SSSSegmentLib.model.build import build_sam
+
+    preset = PRESETS[name]
+    torch.manual_seed(7)
+    hydra_built = build_sam2(preset.sam2_config, ckpt_path=None, device="cpu", mode="eval",
+                             hydra_overrides_extra=preset.all_overrides())
+    torch.manual_seed(7)
+    frozen_built = build_sam(preset)
+    assert type(frozen_built) is type(hydra_built) and not frozen_built.training
+    expected, got = hydra_built.state_dict(), frozen_built.state_dict()
+    assert list(got) == list(expected)
+    assert all(torch.equal(got[key], expected[key]) for key in expected)
+    assert repr(frozen_built) == repr(hydra_built)  # the same modules with the same settings
+    decoder = frozen_built.sam_mask_decoder
+    assert decoder.dynamic_multimask_via_stability and decoder.dynamic_multimask_stability_delta == 0.05
+
+
+def test_a_stale_frozen_config_falls_back_to_hydra(monkeypatch) -> None:  # noqa: ANN001
+    from SSSSegmentLib.model import sam2_config
+
+    monkeypatch.setattr(sam2_config, "version", lambda _name: "0.0-other")
+    assert sam2_config.frozen_config(PRESETS["tiny"]) is None
+    torch.manual_seed(0)
+    assert build_model("tiny").preset.name == "tiny"  # built through Hydra
+    with pytest.raises(SSSSegError, match="not a sam2 class"):
+        sam2_config.instantiate({"_target_": "os.system", "command": "true"})

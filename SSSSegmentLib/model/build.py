@@ -45,7 +45,14 @@ def _mps_available() -> bool:
 
 
 def build_sam(preset: ModelPreset) -> torch.nn.Module:
-    """Random-init SAM2Base for ``preset`` through sam2's own config + builder (on CPU, eval mode)."""
+    """Random-init SAM2Base for ``preset`` (on CPU, eval mode): from its frozen config when that matches
+    the installed sam2 (``sam2_config``), else through sam2's own Hydra config + builder; both make
+    the same modules in the same order, so a seed gives the same weights."""
+    from .sam2_config import frozen_config, instantiate
+
+    config = frozen_config(preset)
+    if config is not None:
+        return instantiate(config).to("cpu").eval()
     from sam2.build_sam import build_sam2  # imported here: it initialises Hydra
 
     return build_sam2(preset.sam2_config, ckpt_path=None, device="cpu", mode="eval",
