@@ -58,6 +58,9 @@ class OracleCoarseHead(torch.nn.Module):
         onehot = torch.nn.functional.pad(onehot, (0, size - onehot.shape[-1], 0, size - onehot.shape[-2]))
         return 20.0 * onehot - 10.0
 
+    def coarse_logits_of(self, images: torch.Tensor) -> torch.Tensor:
+        return self.coarse_logits(self.encode(images))  # SSSModel's contract (the streaming path calls it)
+
     def decode(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201
         return self.inner.decode(*args, **kwargs)
 
