@@ -113,14 +113,14 @@ def _stacked(stack: SliceStack, layout: StackLayout) -> tuple[np.ndarray, Geomet
     return np.ascontiguousarray(stack.slices_hu[layout.order], dtype=np.float32), geometry
 
 
-def _shift_slice(slice_hu: np.ndarray, offset_ji: tuple[float, float],
-                 shape_ji: tuple[int, int]) -> np.ndarray:
-    """out[j, i] = slice_hu[j + offset_j, i + offset_i] (bilinear; air outside the slice)."""
+def _shift_slice(slice_hu: np.ndarray, offset_ji: tuple[float, float], out_ji: np.ndarray) -> None:
+    """out_ji[j, i] = slice_hu[j + offset_j, i + offset_i] (bilinear; air outside the slice), written
+    into ``out_ji`` (float32 (J, I)): scipy computes in float64 and rounds each value as it stores it."""
     from scipy import ndimage
 
     offset = tuple(round(o) if abs(o - round(o)) < 1e-6 else o for o in offset_ji)
-    return ndimage.affine_transform(slice_hu, np.ones(2), offset=offset, output_shape=shape_ji,
-                                    order=1, mode="constant", cval=AIR_HU).astype(np.float32)
+    ndimage.affine_transform(slice_hu, np.ones(2), offset=offset, output=out_ji,
+                             order=1, mode="constant", cval=AIR_HU)
 
 
 def _blend_weights(heights: np.ndarray, out_heights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -184,8 +184,9 @@ def _resampled(stack: SliceStack, layout: StackLayout, v: np.ndarray) -> tuple[A
     step_h = extent / (n_k - 1)
 
     sorted_slices = stack.slices_hu[layout.order]
-    shifted = np.stack([_shift_slice(sorted_slices[s], (j0 - b[s] / dy, i0 - a[s] / dx), (n_j, n_i))
-                        for s in range(len(sorted_slices))])
+    shifted = np.empty((len(sorted_slices), n_j, n_i), dtype=np.float32)
+    for s in range(len(sorted_slices)):
+        _shift_slice(sorted_slices[s], (j0 - b[s] / dy, i0 - a[s] / dx), shifted[s])
     out_heights = layout.heights[0] + step_h * np.arange(n_k)
     lower, weight = _blend_weights(layout.heights, out_heights)
     planes = AcquiredPlanes(shifted, lower, weight.astype(np.float32))
