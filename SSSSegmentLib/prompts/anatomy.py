@@ -39,7 +39,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
-from skimage.morphology import convex_hull_image
 
 from SSSSegmentLib.errors import InputError, SSSSegError
 from SSSSegmentLib.prompts.parallel import map_slices
@@ -186,6 +185,8 @@ def _hull_where_cut_by_fov(hu_ji: np.ndarray, closed_ji: np.ndarray, inside_ji: 
     contact = _fov_contact(hu_ji)
     if not _long_contact(contact, spacing_ji):
         return
+    from skimage.morphology import convex_hull_image  # rarely needed: keep its import off every run
+
     hull_ji = convex_hull_image(closed_ji)
     filled = hull_ji & ~closed_ji
     if _long_contact(contact & hull_ji, spacing_ji) and np.count_nonzero(filled) > np.count_nonzero(inside_ji):
