@@ -156,11 +156,21 @@ def _cmd_segment(args: argparse.Namespace, out: Reporter) -> int:
     out.close()
     if out.mode == "json":
         emit_json("done", outputs=[str(p) for p in outputs], volumes_ml=result.volumes_ml,
-                  timings_s={**clock.seconds, **result.timings_s}, trained=loaded.trained)
+                  timings_s={**clock.seconds, **result.timings_s}, trained=loaded.trained,
+                  **_peak_gpu_memory(loaded.device))
     else:
         print(format_volumes(result.volumes_ml))
         print("wrote " + ", ".join(str(p) for p in outputs))
     return 0
+
+
+def _peak_gpu_memory(device: object) -> dict[str, float]:
+    """``{"peak_gpu_mib": ...}``: the most CUDA memory torch held at once in this run; empty off CUDA."""
+    if getattr(device, "type", None) != "cuda":
+        return {}
+    import torch
+
+    return {"peak_gpu_mib": torch.cuda.max_memory_allocated(device) / 2**20}
 
 
 def format_volumes(volumes_ml: dict[str, float]) -> str:

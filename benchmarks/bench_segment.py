@@ -10,6 +10,11 @@ Timings are not tests: run it on an otherwise idle machine.
 
     .venv/bin/python benchmarks/bench_segment.py                       # tiny (bundled) and fast, 3 volumes
     .venv/bin/python benchmarks/bench_segment.py --preset tiny --volume GE --repeat 5
+    .venv/bin/python benchmarks/bench_segment.py --preset paper --device cuda     # a GPU machine
+
+The floor column also gives the encoder's achieved rate (its FLOP count per slice from
+``torch.utils.flop_counter`` over the floor time); on CUDA the peak GPU memory of the whole run
+comes from the command's ``done`` event (``torch.cuda.max_memory_allocated``).
 """
 
 from __future__ import annotations
@@ -40,18 +45,18 @@ LAUNCHER = ("import json, resource, subprocess, sys, time; t = time.perf_counter
             "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, p.stdout, p.stderr]))")
 
 
-def segment_command(input_path: Path, output: Path, preset: str) -> list[str]:
+def segment_command(input_path: Path, output: Path, preset: str, device: str = "cpu") -> list[str]:
     """`sssseg segment` as the README runs it: ``tiny`` is the bundled default, others random weights."""
-    cmd = [sys.executable, "-m", "SSSSegmentLib.cli", "segment", str(input_path), str(output), "--device", "cpu",
+    cmd = [sys.executable, "-m", "SSSSegmentLib.cli", "segment", str(input_path), str(output), "--device", device,
            "--progress", "json", "--overwrite"]
     return cmd if preset == "tiny" else [*cmd, "--preset", preset, "--untrained"]
 
 
-def run_once(input_path: Path, preset: str, root: Path = ROOT) -> dict:
-    """One whole process of the code in ``root``: wall_s, peak_rss_mib, stages_s (from the done event),
-    encoded slice count (None when the run did not log it)."""
+def run_once(input_path: Path, preset: str, root: Path = ROOT, device: str = "cpu") -> dict:
+    """One whole process of the code in ``root``: wall_s, peak_rss_mib, peak_gpu_mib (None off CUDA),
+    stages_s (from the done event), encoded slice count (None when the run did not log it)."""
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = segment_command(input_path, Path(tmp) / "bench.seg.nrrd", preset)
+        cmd = segment_command(input_path, Path(tmp) / "bench.seg.nrrd", preset, device)
         proc = subprocess.run([sys.executable, "-c", LAUNCHER, *cmd], capture_output=True, text=True, cwd=root)
     code, wall_s, peak_kib, stdout, stderr = json.loads(proc.stdout)
     if code != 0:
@@ -59,13 +64,16 @@ def run_once(input_path: Path, preset: str, root: Path = ROOT) -> dict:
     events = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
     done = [e for e in events if e["event"] == "done"][-1]
     planes = [e["message"] for e in events if e["event"] == "log" and "acquired planes" in e.get("message", "")]
-    return {"wall_s": wall_s, "peak_rss_mib": peak_kib / 1024, "stages_s": done["timings_s"],
+    return {"wall_s": wall_s, "peak_rss_mib": peak_kib / 1024, "peak_gpu_mib": done.get("peak_gpu_mib"),
+            "stages_s": done["timings_s"],
             "encoded": int(planes[0].split()[2]) if planes else None}
 
 
-def probe_parts(preset: str, n_slices: int) -> dict:
-    """Import time, model load time and the encoder floor on ``n_slices`` (``bench_parts.py``)."""
-    cmd = [sys.executable, str(ROOT / "benchmarks" / "bench_parts.py"), "--preset", preset, "--slices", str(n_slices)]
+def probe_parts(preset: str, n_slices: int, device: str = "cpu") -> dict:
+    """Import time, model load time, the encoder floor on ``n_slices`` and the encoder's GFLOP per slice
+    (``bench_parts.py``)."""
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "bench_parts.py"), "--preset", preset, "--slices", str(n_slices),
+           "--device", device]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -76,16 +84,18 @@ def slice_count(path: Path) -> int:
     return read_volume(path).shape_zyx[0]
 
 
-def bench(preset: str, name: str, path: Path, repeat: int, root: Path = ROOT) -> dict:
+def bench(preset: str, name: str, path: Path, repeat: int, root: Path = ROOT, device: str = "cpu") -> dict:
     """Cold run, ``repeat`` warm runs, the encoder floor on the slices encoded; one result row."""
-    cold = run_once(path, preset, root)
-    warm = [run_once(path, preset, root) for _ in range(repeat)]
+    cold = run_once(path, preset, root, device)
+    warm = [run_once(path, preset, root, device) for _ in range(repeat)]
     median = sorted(warm, key=lambda r: r["wall_s"])[len(warm) // 2] if warm else cold
     encoded = cold["encoded"] or slice_count(path)
-    parts = probe_parts(preset, encoded)
+    parts = probe_parts(preset, encoded, device)
+    gpu = [r["peak_gpu_mib"] for r in [cold, *warm] if r["peak_gpu_mib"] is not None]
     return {"preset": preset, "volume": name, "cold_s": cold["wall_s"],
             "warm_s": statistics.median(r["wall_s"] for r in warm) if warm else None, "runs": len(warm),
-            "peak_rss_mib": max(r["peak_rss_mib"] for r in [cold, *warm]), "stages_s": median["stages_s"],
+            "peak_rss_mib": max(r["peak_rss_mib"] for r in [cold, *warm]), "peak_gpu_mib": max(gpu, default=None),
+            "stages_s": median["stages_s"],
             "median_wall_s": median["wall_s"], "encoded": encoded, **parts}
 
 
@@ -98,15 +108,24 @@ def stage_text(row: dict) -> str:
     return ", ".join(parts)
 
 
+def floor_text(row: dict) -> str:
+    """'0.30 (28 slices, 77 GFLOP/s)': the floor with the encoder's achieved rate (TFLOP/s when >= 1000)."""
+    rate = row["encoder_gflop"] * row["encoded"] / row["floor_s"]
+    rate_text = f"{rate / 1000:.1f} TFLOP/s" if rate >= 1000 else f"{rate:.0f} GFLOP/s"
+    return f"{row['floor_s']:.2f} ({row['encoded']} slices, {rate_text})"
+
+
 def table(rows: list[dict]) -> str:
-    head = ("| preset | volume | cold (s) | warm median (s) | encoder floor (s) | warm / floor | peak RSS (MiB) "
-            "| stage split of the median warm run (s) |\n|---|---|---|---|---|---|---|---|")
+    head = ("| preset | device | volume | cold (s) | warm median (s) | encoder floor (s) | warm / floor "
+            "| peak RSS (MiB) | peak GPU (MiB) | stage split of the median warm run (s) |\n"
+            "|---|---|---|---|---|---|---|---|---|---|")
     lines = [head]
     for r in rows:
         warm = f"{r['warm_s']:.2f} (n={r['runs']})" if r["warm_s"] is not None else "-"
         ratio = (r["warm_s"] or r["cold_s"]) / r["floor_s"]
-        lines.append(f"| `{r['preset']}` | {r['volume']} | {r['cold_s']:.2f} | {warm} | {r['floor_s']:.2f} "
-                     f"({r['encoded']} slices) | {ratio:.2f} | {r['peak_rss_mib']:.0f} | {stage_text(r)} |")
+        gpu = f"{r['peak_gpu_mib']:.0f}" if r.get("peak_gpu_mib") is not None else "-"
+        lines.append(f"| `{r['preset']}` | {r['device']} | {r['volume']} | {r['cold_s']:.2f} | {warm} | "
+                     f"{floor_text(r)} | {ratio:.2f} | {r['peak_rss_mib']:.0f} | {gpu} | {stage_text(r)} |")
     return "\n".join(lines)
 
 
@@ -118,8 +137,17 @@ def header(rows: list[dict]) -> str:
     threads = rows[0]["threads"] if rows else "?"
     parts = "; ".join(f"`{r['preset']}`: import {r['import_s']:.2f} s, model load {r['load_s']:.2f} s"
                       for r in {r["preset"]: r for r in rows}.values())
+    devices = ", ".join(sorted({r["device"] for r in rows})) or "?"
     return (f"{time.strftime('%Y-%m-%d %H:%M %Z')}, {cpu}, {os.cpu_count()} CPUs, torch threads {threads}, "
-            f"device cpu. Cold start: {parts}.")
+            f"device {devices}{_gpu_name(devices)}. Cold start: {parts}.")
+
+
+def _gpu_name(devices: str) -> str:
+    if "cuda" not in devices:
+        return ""
+    import torch
+
+    return f" ({torch.cuda.get_device_name(0)})"
 
 
 def main() -> None:
@@ -128,6 +156,7 @@ def main() -> None:
     parser.add_argument("--volume", nargs="+", default=None, help="volume names starting with these words")
     parser.add_argument("--repeat", type=int, default=5, help="warm runs after the cold one")
     parser.add_argument("--repeat-long", type=int, default=None, help="warm runs for volumes over 100 slices")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N (the command's --device)")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     parser.add_argument("--json", type=Path, help="also write the rows here")
     parser.add_argument("--root", type=Path, default=ROOT,
@@ -140,7 +169,8 @@ def main() -> None:
     for preset in args.preset:
         for name, path in inputs.items():
             long = args.repeat_long is not None and slice_count(path) > 100
-            rows.append(bench(preset, name, path, args.repeat_long if long else args.repeat, args.root.resolve()))
+            rows.append(bench(preset, name, path, args.repeat_long if long else args.repeat, args.root.resolve(),
+                              args.device))
             print(table(rows[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
     print(header(rows))
     print()
