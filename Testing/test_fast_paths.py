@@ -180,6 +180,18 @@ def test_slab_distance_transform_is_scipys() -> None:
         np.testing.assert_array_equal(out, ndimage.distance_transform_edt(mask, sampling=sampling).astype(np.float32))
 
 
+def test_the_largest_piece_is_counted_over_every_slab() -> None:
+    """The cavity keeps its largest 3D piece; sizes are counted slab by slab (``_COUNT_SLAB`` slices)."""
+    from SSSSegmentLib.prompts.anatomy import _COUNT_SLAB, _largest_piece
+
+    n_slices = 2 * _COUNT_SLAB + 3
+    mask = np.zeros((n_slices, 40, 40), dtype=bool)
+    mask[0:2, 0:20, 0:20] = True  # 2 x 400 = 800 voxels, all in the first slab
+    mask[3:n_slices, 25:35, 25:35] = True  # 100 voxels on each of 16 slices = 1600, across three slabs
+    kept = _largest_piece(mask)
+    assert np.count_nonzero(kept) == 100 * (n_slices - 3) and not kept[0:2].any()
+
+
 def test_candidate_label_map_is_the_thresholded_argmax() -> None:
     from SSSSegmentLib.prompts.components import candidate_label_map
 
