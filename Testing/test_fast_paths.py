@@ -192,6 +192,19 @@ def test_the_largest_piece_is_counted_over_every_slab() -> None:
     assert np.count_nonzero(kept) == 100 * (n_slices - 3) and not kept[0:2].any()
 
 
+def test_bridge_along_k_is_scipys_closing_along_k() -> None:
+    from scipy import ndimage
+
+    from SSSSegmentLib.prompts.anatomy import bridge_along_k
+
+    rng = np.random.default_rng(5)
+    line = np.ones((3, 1, 1), dtype=bool)
+    for _ in range(30):
+        shape = (int(rng.integers(1, 9)), *(int(n) for n in rng.integers(1, 12, size=2)))
+        mask = rng.random(shape) < rng.random()
+        assert np.array_equal(bridge_along_k(mask), ndimage.binary_closing(mask, structure=line)), shape
+
+
 def test_candidate_label_map_is_the_thresholded_argmax() -> None:
     from SSSSegmentLib.prompts.components import candidate_label_map
 

@@ -118,6 +118,18 @@ def closings(mask_ji: np.ndarray, radii_mm: tuple[float, ...], spacing_ji: tuple
         yield dilated if dilated.all() else ndimage.distance_transform_edt(dilated, sampling=spacing_ji) > radius_mm
 
 
+def bridge_along_k(mask_zyx: np.ndarray) -> np.ndarray:
+    """``ndimage.binary_closing(mask_zyx, structure=np.ones((3, 1, 1)))`` (outside the array is
+    background) by whole-slice operations: a pixel set on the slices above and below is set. The
+    first and last slices come out empty, as scipy's erosion against its background border gives."""
+    dilated = mask_zyx.copy()
+    dilated[1:] |= mask_zyx[:-1]
+    dilated[:-1] |= mask_zyx[1:]
+    closed = np.zeros_like(mask_zyx)
+    closed[1:-1] = dilated[:-2] & dilated[1:-1] & dilated[2:]
+    return closed
+
+
 def fill_holes(mask: np.ndarray) -> np.ndarray:
     """``ndimage.binary_fill_holes`` of a bool mask (any dimension), by one labelling of the background:
     the background pieces (face-connected, as there) that touch no edge of the array are holes. Same
@@ -281,7 +293,7 @@ def intracranial_cavity(hu_zyx: np.ndarray, geometry: Geometry, cfg: CavityConfi
     crop = _bone_crop(bone, math.ceil(reach_mm / s_j) + 2, math.ceil(reach_mm / s_i) + 2)
     closed = np.stack(map_slices(lambda b: close_slice(b, cfg.closing_mm, (s_j, s_i)), bone[crop])) | bone[crop]
     if cfg.bridge_slices:
-        closed |= ndimage.binary_closing(closed, structure=np.ones((3, 1, 1), dtype=bool))
+        closed |= bridge_along_k(closed)
     inside = (_fill_per_slice(closed) | fill_holes(closed)) & ~closed
     _reclose_open_slices(hu_zyx[crop], bone[crop], closed, inside, (s_j, s_i), cfg)
     _borrow_from_neighbours(bone[crop], closed, inside, spacing_zyx(geometry)[0], cfg)
