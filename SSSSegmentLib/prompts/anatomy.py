@@ -246,21 +246,22 @@ def _long_contact(contact_ji: np.ndarray, spacing_ji: tuple[float, float], min_c
 
 
 def _fill_per_slice(mask_zyx: np.ndarray) -> np.ndarray:
-    return np.stack([fill_holes(s) for s in mask_zyx]) if mask_zyx.size else mask_zyx
+    return np.stack(map_slices(fill_holes, mask_zyx)) if mask_zyx.size else mask_zyx
 
 
 def _restore_small_holes(cavity_zyx: np.ndarray, max_px: float) -> np.ndarray:
     """Add back per-slice holes of the cavity of at most ``max_px`` pixels (calcifications)."""
-    out = cavity_zyx.copy()
-    for k, cav in enumerate(cavity_zyx):
+
+    def restored(cav: np.ndarray) -> np.ndarray:
         holes = fill_holes(cav) & ~cav
         if not holes.any():
-            continue
+            return cav
         hole_labels, _ = ndimage.label(holes)
         sizes = np.bincount(hole_labels.ravel())
         small = np.flatnonzero(sizes <= max_px)
-        out[k] |= np.isin(hole_labels, small[small > 0])
-    return out
+        return cav | np.isin(hole_labels, small[small > 0])
+
+    return np.stack(map_slices(restored, cavity_zyx)) if cavity_zyx.size else cavity_zyx.copy()
 
 
 def _largest_piece(mask_zyx: np.ndarray) -> np.ndarray:
