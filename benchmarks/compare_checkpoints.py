@@ -5,9 +5,13 @@ the mL each checkpoint calls on the real GE head CT of ``../shared/data`` beside
 
     .venv/bin/python benchmarks/compare_checkpoints.py SSSSegmentLib/resources/models/sss_tiny.safetensors \
         runs/demo_tiny_stage6/final.safetensors
+
+``--refine on`` / ``off`` overrides each checkpoint's recommended ``refine`` (the SAM-2 decoder on the
+PCPG prompts); ``both`` runs every checkpoint twice, off then on.
 """
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -21,7 +25,7 @@ from train_compare import describe, evaluate  # noqa: E402
 from SSSSegmentLib import api  # noqa: E402
 from SSSSegmentLib.demo import DEMO_SEED  # noqa: E402
 from SSSSegmentLib.evaluation import evaluate_case  # noqa: E402
-from SSSSegmentLib.inference import segment_volume  # noqa: E402
+from SSSSegmentLib.inference import inference_config_for, segment_volume  # noqa: E402
 from SSSSegmentLib.model import load_sss_checkpoint, resolve_device  # noqa: E402
 from SSSSegmentLib.phantoms import PhantomConfig, generate_phantom  # noqa: E402
 
@@ -37,6 +41,8 @@ def main() -> int:
     ap.add_argument("checkpoints", nargs="+", type=Path)
     ap.add_argument("--test", type=int, default=24)
     ap.add_argument("--test-seed", type=int, default=810_000, help="seed of the first test phantom")
+    ap.add_argument("--refine", choices=("model", "on", "off", "both"), default="model",
+                    help="SAM-2 decoder refinement: as each checkpoint recommends (model), on, off, or both")
     args = ap.parse_args()
     if not GE_DIR.is_dir():
         print(f"needs the real GE head CT at {GE_DIR}", file=sys.stderr)
@@ -47,19 +53,28 @@ def main() -> int:
     ge = api.read_ct(GE_DIR)
     print(f"data in {time.perf_counter() - t0:.0f} s", flush=True)
     dev = resolve_device("cpu")
+    refines = {"model": [None], "on": [True], "off": [False], "both": [False, True]}[args.refine]
     for ckpt in args.checkpoints:
-        t0 = time.perf_counter()
-        model = load_sss_checkpoint(ckpt, device=dev)
-        demo_case = evaluate_case(segment_volume(demo.to_ct_volume(), model, dev, log=quiet).labels_zyx,
-                                  demo.labels_zyx, demo.geometry.spacing_mm, "demo")
-        demo_dice = np.mean(demo_case.dice_in_truth())
-        ge_ml = segment_volume(ge, model, dev, log=quiet).volumes_ml
-        print(f"== {ckpt} ({time.perf_counter() - t0:.0f} s)")
-        print(describe(evaluate(ckpt, tests, "cpu")))
-        print(f"demo phantom {DEMO_SEED}, the demo's measure: {demo_dice:.3f}")
-        print("real GE scan, mL: " + ", ".join(f"{k} {v:.2f}" for k, v in ge_ml.items())
-              + f"; total {sum(ge_ml.values()):.2f}", flush=True)
+        for refine in refines:
+            compare_one(ckpt, refine, tests, demo, ge, dev)
     return 0
+
+
+def compare_one(ckpt: Path, refine: bool | None, tests: list, demo: object, ge: object, dev: object) -> None:
+    """Print one checkpoint's figures (``refine`` None: its recommended setting)."""
+    t0 = time.perf_counter()
+    model = load_sss_checkpoint(ckpt, device=dev)
+    config = inference_config_for(model)
+    config = config if refine is None else dataclasses.replace(config, refine=refine)
+    demo_case = evaluate_case(segment_volume(demo.to_ct_volume(), model, dev, config, log=quiet).labels_zyx,
+                              demo.labels_zyx, demo.geometry.spacing_mm, "demo")
+    demo_dice = np.mean(demo_case.dice_in_truth())
+    ge_ml = segment_volume(ge, model, dev, config, log=quiet).volumes_ml
+    print(f"== {ckpt}, refine {'on' if config.refine else 'off'} ({time.perf_counter() - t0:.0f} s)")
+    print(describe(evaluate(ckpt, tests, "cpu", refine)))
+    print(f"demo phantom {DEMO_SEED}, the demo's measure: {demo_dice:.3f}")
+    print("real GE scan, mL: " + ", ".join(f"{k} {v:.2f}" for k, v in ge_ml.items())
+          + f"; total {sum(ge_ml.values()):.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ Quick CPU check:           python benchmarks/train_compare.py --labeled 4 --unla
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import statistics
 import sys
@@ -129,14 +130,19 @@ class TestSet:
         return self._phantoms
 
 
-def evaluate(checkpoint: Path, test_phantoms: list, device: str) -> object:
+def evaluate(checkpoint: Path, test_phantoms: list, device: str, refine: bool | None = None) -> object:
+    """EvaluationSummary of ``checkpoint`` on the phantoms, with its recommended inference settings
+    (``refine`` True / False overrides whether the SAM-2 decoder refines the prompts)."""
     from SSSSegmentLib.evaluation import evaluate_case, summarize
-    from SSSSegmentLib.inference import segment_volume
+    from SSSSegmentLib.inference import inference_config_for, segment_volume
     from SSSSegmentLib.model import load_sss_checkpoint, resolve_device
 
     dev = resolve_device(device)
     model = load_sss_checkpoint(checkpoint, device=dev)
-    cases = [evaluate_case(segment_volume(ph.to_ct_volume(), model, dev).labels_zyx, ph.labels_zyx,
+    config = inference_config_for(model)
+    if refine is not None:
+        config = dataclasses.replace(config, refine=refine)
+    cases = [evaluate_case(segment_volume(ph.to_ct_volume(), model, dev, config).labels_zyx, ph.labels_zyx,
                            ph.geometry.spacing_mm, f"test-{ph.seed}") for ph in test_phantoms]
     return summarize(cases)
 

@@ -65,6 +65,12 @@ class SSSModel(nn.Module):
     def encode(self, images: torch.Tensor, images_strong: torch.Tensor | None = None) -> SliceFeatures:
         """Slices (B, 3, S, S) -> SliceFeatures. With ``images_strong`` (same shape), DFE fuses the
         weak (``images``) and strong views and the features are those of the strong view."""
+        return self.features_from_levels(*self.enhanced_levels(images, images_strong))
+
+    def enhanced_levels(self, images: torch.Tensor, images_strong: torch.Tensor | None = None
+                        ) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """The DFE-enhanced FPN levels [(B, C, S/4, S/4), (B, C, S/8, S/8), (B, C, S/16, S/16)] and the
+        coarse head's detail features (B, 16, S/2, S/2) of slices (B, 3, S, S) (see ``encode``)."""
         self._check_images(images)
         fpn = self.sam.image_encoder(images)["backbone_fpn"]  # 3 levels: stride 4, 8, 16
         if images_strong is None:
@@ -75,6 +81,13 @@ class SSSModel(nn.Module):
             fpn_s = self.sam.image_encoder(images_strong)["backbone_fpn"]
             levels = [dfe(f, fs) for dfe, f, fs in zip(self.dfe, fpn, fpn_s, strict=True)]
             detail = self.coarse_head.detail_stem(images_strong)
+        return levels, detail
+
+    def features_from_levels(self, levels: list[torch.Tensor], detail: torch.Tensor) -> SliceFeatures:
+        """SliceFeatures from the DFE-enhanced FPN levels [(B, C, S/4, S/4), (B, C, S/8, S/8),
+        (B, C, S/16, S/16)] and the detail stem's output: the decoder's own projections (conv_s0 /
+        conv_s1) and SAM-2's ``no_mem_embed`` are applied here, so a decoder fine-tune can start
+        from stored levels (the encoder, DFE and coarse head frozen) and still train conv_s0 / conv_s1."""
         decoder = self.sam.sam_mask_decoder
         high_res = [decoder.conv_s0(levels[0]), decoder.conv_s1(levels[1])]
         image_embed = levels[2]
