@@ -76,14 +76,16 @@ def test_propagation_stops_at_the_end_of_the_lesion(model, phantom, volume):  # 
     assert truth[0] - 1 <= drawn[0] and drawn[-1] <= truth[-1] + 1, (drawn, truth)
 
 
-def test_a_negative_click_removes_a_false_region(model, phantom, volume):  # noqa: ANN001
+@pytest.mark.parametrize("redecode", [False, True], ids=["plain", "negative_redecode"])
+def test_a_negative_click_removes_a_false_region(model, phantom, volume, redecode):  # noqa: ANN001
+    """Also with ``negative_redecode``: a lone false blob has no part apart from the click to keep."""
     labels = phantom.labels_zyx.copy()
     false_k, centre = 12, (60, 96)  # an IPH "found" where there is none (j, i), on 2 slices
     jj, ii = np.ogrid[: labels.shape[1], : labels.shape[2]]
     blob = (jj - centre[0]) ** 2 + (ii - centre[1]) ** 2 <= 36
     assert not labels[false_k - 1 : false_k + 1][:, blob].any()
     labels[false_k - 1 : false_k + 1][:, blob] = IPH
-    session = InteractiveSession(volume, model, labels_zyx=labels)
+    session = InteractiveSession(volume, model, labels_zyx=labels, config=InteractiveConfig(negative_redecode=redecode))
     answer = session.add_prompt(IPH, false_k, negative=[(centre[1], centre[0])])
     after = session.labels_zyx
     assert not after[false_k - 1 : false_k + 1][:, blob].any()
@@ -233,3 +235,21 @@ def test_removal_stops_where_the_false_region_meets_a_larger_lesion():
     labels[3, 2:15, 2:15] = IPH  # ... touching a large IPH on slice 3
     removed = remove_region(labels, make_prompt(IPH, 1, labels.shape, negative=[(3, 3)]))
     assert removed and not labels[1:3].any() and (labels[3] == IPH).sum() == 169
+
+
+def test_a_negative_click_on_a_false_rim_keeps_the_lesion(model, phantom, volume):  # noqa: ANN001
+    """A false blob grown onto the true IPH's edge, one segment with it on one slice: a negative click on
+    the blob takes the blob away and leaves the lesion (the plain removal took both)."""
+    k, (ci, cj) = centre_click(phantom.labels_zyx, IPH)
+    truth = phantom.labels_zyx[k] == IPH
+    edge = np.argwhere(truth & ~np.roll(truth, -1, axis=1))  # pixels whose right neighbour is outside
+    j, i = edge[np.argmin(np.abs(edge[:, 0] - cj))]
+    jj, ii = np.ogrid[: truth.shape[0], : truth.shape[1]]
+    blob = ((jj - j) ** 2 + (ii - (i + 5)) ** 2 <= 25) & (phantom.labels_zyx[k] == 0)
+    labels = phantom.labels_zyx.copy()
+    labels[k][blob] = IPH
+    session = InteractiveSession(volume, model, labels_zyx=labels)
+    session.add_prompt(IPH, k, negative=[(int(i) + 6, int(j))])
+    after = session.labels_zyx[k] == IPH
+    assert np.count_nonzero(after & blob) < 0.5 * np.count_nonzero(blob)
+    assert dice(after, truth) > 0.6

@@ -122,6 +122,33 @@ TRAINING = (
              'else MIN_CUTMIX_BATCH),', "else 1),", (CUTMIX,)),
 )
 
+_TUNE = "Testing/test_decoder_tune.py::"
+DECODER_TUNE = (
+    Mutation("tune-no-mem-embed", "decoder fine-tune", "the decoder fine-tune also trains SAM-2's no_mem_embed "
+             "(outside the decoder: the automatic result would change)",
+             "SSSSegmentLib/training/decoder_tune.py",
+             "params = [*sam.sam_prompt_encoder.parameters(), *sam.sam_mask_decoder.parameters()]",
+             "params = [*sam.sam_prompt_encoder.parameters(), *sam.sam_mask_decoder.parameters(), sam.no_mem_embed]",
+             (_TUNE + "test_run_changes_only_the_decoder",
+              _TUNE + "test_decoder_parameters_are_prompt_encoder_and_mask_decoder")),
+    Mutation("tune-no-corrective-clicks", "decoder fine-tune", "no corrective click is ever added between rounds",
+             "SSSSegmentLib/training/decoder_tune.py", "        if n < rounds:\n", "        if False:\n",
+             (_TUNE + "test_click_loss_falls_on_a_fixed_batch",)),
+    Mutation("tune-click-sign", "decoder fine-tune",
+             "corrective clicks: negative on a miss, positive on a false region",
+             "SSSSegmentLib/training/click_prompts.py", "labels[n, 0] = int(positive)",
+             "labels[n, 0] = int(not positive)",
+             (_TUNE + "test_corrective_click_is_positive_on_a_miss_and_negative_on_a_false_region",)),
+    Mutation("tune-click-anywhere", "decoder fine-tune", "corrective clicks may fall outside the box's window",
+             "SSSSegmentLib/training/click_prompts.py", "inside[r0:r1, c0:c1] = True", "inside[:] = True",
+             (_TUNE + "test_corrective_click_is_positive_on_a_miss_and_negative_on_a_false_region",)),
+    Mutation("negative-no-redecode", "interactive refinement",
+             "a negative click on a segment removes it whole again (the decoder is not asked what to keep)",
+             "SSSSegmentLib/interactive/session.py",
+             "if self._config.negative_redecode and separate_region(", "if False and separate_region(",
+             ("Testing/test_interactive.py::test_a_negative_click_on_a_false_rim_keeps_the_lesion",)),
+)
+
 SLICER = (
     Mutation("insert-always-append", "slicer bridge", "a rerun appends our segments instead of keeping their place",
              "SSSSegmentLib/slicer_bridge/segmentations.py",
@@ -242,4 +269,4 @@ SPEED = (
 )
 
 MUTATIONS: tuple[Mutation, ...] = (PROMPTS + VOLUMES + SEGFILES + TRAINING + SLICER + MODEL + FALSE_ALARMS
-                                   + INTERACTIVE + SPEED)
+                                   + INTERACTIVE + SPEED + DECODER_TUNE)

@@ -32,6 +32,9 @@ class InteractiveConfig:
         about 40-100 HU), measured without bone; outside it the lesion has ended.
     bone_hu: pixels denser than this are bone or calcification: never part of a mask.
     undo_depth: interactions that can be undone.
+    negative_redecode: a negative click on a segment (not the object being drawn) first asks the
+        decoder which part of the segment to keep (``edits.separate_region``); the whole segment
+        under it is removed only when the decoder keeps nothing.
     """
 
     cache_slices: int = 64
@@ -51,6 +54,7 @@ class InteractiveConfig:
     blood_hu: tuple[float, float] = (35.0, 110.0)
     bone_hu: float = 200.0
     undo_depth: int = 30
+    negative_redecode: bool = True
 
     def __post_init__(self) -> None:
         if self.cache_slices < 1 or self.encode_batch < 1 or self.undo_depth < 1:

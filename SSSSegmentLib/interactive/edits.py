@@ -27,6 +27,7 @@ from .slice_masks import (
     box_of,
     components_at,
     components_touching,
+    decode_mask,
     other_class_negatives,
     predict_mask,
     union_box,
@@ -140,6 +141,28 @@ def keep_prompted(ctx: SliceContext, p: SlicePrompt, mask: np.ndarray, box: tupl
         mask = mask & ~(components_at(mask, p.negative_ji) & ~components_at(mask, p.positive_ji))
         mask[p.negative_ji[:, 0], p.negative_ji[:, 1]] = False
     return mask
+
+
+def separate_region(ctx: SliceContext, labels_zyx: np.ndarray, p: SlicePrompt) -> bool:
+    """A negative click on a segment, answered by the decoder: the segment's box with the click (and
+    one point per other-class segment in it) as negatives and no positive. When the decoder keeps a
+    part of the segment apart from the click (at least ``min_area_mm2``), only that part stays on the
+    clicked slice (in place; True). False, with nothing changed, when it keeps nothing of it."""
+    k, cfg = p.slice_k, ctx.config
+    region = components_at(labels_zyx[k] == p.label, p.negative_ji)
+    if not region.any():
+        return False
+    ctx.cache.ensure([k], k)
+    box = box_of(region, cfg.box_pad_px)
+    spacing_ji = ctx.spacing_zyx[1:]
+    others = other_class_negatives(labels_zyx[k], p.label, box, spacing_ji, cfg.max_negatives)
+    request = DecoderInput(p.label, k, box, np.zeros((0, 2), dtype=np.int64), np.concatenate([p.negative_ji, others]))
+    kept = region & decode_mask(ctx.model, ctx.cache, ctx.device, request, cfg.mask_threshold, cfg.box_margin_px)
+    kept &= ~components_at(kept, p.negative_ji)
+    if np.count_nonzero(kept) * spacing_ji[0] * spacing_ji[1] < max(cfg.min_area_mm2, 1e-9):
+        return False
+    labels_zyx[k][region & ~kept] = 0
+    return True
 
 
 def write_class(labels_ji: np.ndarray, mask_ji: np.ndarray, label: int) -> None:

@@ -29,7 +29,7 @@ from ..volumes.geometry import CTVolume
 from ..volumes.orientation import Reorientation, to_axial
 from .cache import EmbeddingCache
 from .config import InteractiveConfig
-from .edits import ObjectState, SliceContext, draw_object, remove_region
+from .edits import ObjectState, SliceContext, draw_object, remove_region, separate_region
 from .prompt import SlicePrompt, make_prompt
 
 
@@ -151,6 +151,8 @@ class InteractiveSession:
             self._object = draw_object(self._ctx, ObjectState(prompt, self._labels.copy()), self._labels)
             return "object drawn"
         self._object = None
+        if self._config.negative_redecode and separate_region(self._ctx, self._labels, prompt):
+            return "the decoder kept the part of the segment away from the click"
         if remove_region(self._labels, prompt):
             return "segment under the click removed"
         return f"no voxel of class {prompt.label} under the click on slice {prompt.slice_k}: nothing removed"
