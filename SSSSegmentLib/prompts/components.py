@@ -13,6 +13,7 @@ import numpy as np
 from scipy import ndimage
 
 STRUCTURE_26 = np.ones((3, 3, 3), dtype=bool)  # 26-connectivity in 3D
+STRUCTURE_8 = np.ones((3, 3), dtype=bool)  # 8-connectivity in 2D
 
 
 @dataclass(frozen=True, eq=False)
@@ -65,6 +66,15 @@ def candidate_label_map(prob_lzyx: np.ndarray | Iterable[np.ndarray], threshold:
         np.maximum(best, prob, out=best)
     labels[best < threshold] = 0
     return labels
+
+
+def largest_region(mask_yx: np.ndarray) -> np.ndarray:
+    """The largest 8-connected region of a 2D mask (the mask itself when it is empty)."""
+    regions, count = ndimage.label(mask_yx, structure=STRUCTURE_8)
+    if count <= 1:
+        return mask_yx
+    sizes = np.bincount(regions.ravel())[1:]
+    return regions == 1 + int(sizes.argmax())
 
 
 def padded_box(box: tuple[slice, ...], pad_zyx: tuple[int, int, int], shape: tuple[int, ...]) -> tuple[slice, ...]:

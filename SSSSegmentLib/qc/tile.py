@@ -17,6 +17,7 @@ from PIL import Image, ImageDraw
 from scipy import ndimage
 
 from ..classes import HEMORRHAGE_CLASSES
+from ..prompts.components import largest_region
 from .render import text_font, window_to_grey
 
 AIR_HU = -1024.0
@@ -59,15 +60,6 @@ def head_view(hu_zyx: np.ndarray, spacing_mm: Sequence[float], tile_px: int, mar
     j0, j1 = round(centre_j - half_mm / spacing_j), round(centre_j + half_mm / spacing_j)
     i0, i1 = round(centre_i - half_mm / spacing_i), round(centre_i + half_mm / spacing_i)
     return View(j0, j1, i0, i1, mm_per_px=(i1 - i0) * spacing_i / tile_px)
-
-
-def largest_region(mask_yx: np.ndarray) -> np.ndarray:
-    """The largest 8-connected region of a 2D mask (the mask itself when it is empty)."""
-    regions, count = ndimage.label(mask_yx, structure=_SQUARE)
-    if count <= 1:
-        return mask_yx
-    sizes = np.bincount(regions.ravel())[1:]
-    return regions == 1 + int(sizes.argmax())
 
 
 def crop(array_yx: np.ndarray, view: View, fill: float) -> np.ndarray:

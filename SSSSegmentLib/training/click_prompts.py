@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as nnf
 from scipy import ndimage
 
+from ..prompts.components import largest_region
+from ..prompts.prompting import interior_distance
 from .losses import STRIDE
 
 _EIGHT = np.ones((3, 3), dtype=bool)
@@ -216,7 +218,7 @@ def _other_segment(labels: np.ndarray, target: np.ndarray, box: np.ndarray) -> n
 def _point_in(mask: np.ndarray, gen: torch.Generator, p_interior: float) -> tuple[float, float]:
     """(x, y) of the most interior pixel of ``mask`` (with ``p_interior``) or of a random one."""
     if _rand(gen) < p_interior:
-        depth = ndimage.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
+        depth = interior_distance(mask, (1.0, 1.0))
         y, x = np.unravel_index(int(depth.argmax()), depth.shape)
     else:
         cells = np.argwhere(mask)
@@ -230,20 +232,13 @@ def _error_click(missed: np.ndarray, false: np.ndarray, gen: torch.Generator,
     if not missed.any() and not false.any():
         return None
     if _rand(gen) < s.p_interior:
-        best = max(((_largest(m), positive) for m, positive in ((missed, True), (false, False)) if m.any()),
+        best = max(((largest_region(m), positive) for m, positive in ((missed, True), (false, False)) if m.any()),
                    key=lambda item: np.count_nonzero(item[0]))
-        depth = ndimage.distance_transform_edt(np.pad(best[0], 1))[1:-1, 1:-1]
+        depth = interior_distance(best[0], (1.0, 1.0))
         return tuple(int(v) for v in np.unravel_index(int(depth.argmax()), depth.shape)), best[1]
     cells = np.argwhere(missed | false)
     row, col = cells[int(torch.randint(len(cells), (1,), generator=gen))]
     return (int(row), int(col)), bool(missed[row, col])
-
-
-def _largest(mask: np.ndarray) -> np.ndarray:
-    comp, count = ndimage.label(mask, structure=_EIGHT)
-    sizes = np.bincount(comp.ravel(), minlength=count + 1)
-    sizes[0] = 0
-    return comp == int(sizes.argmax())
 
 
 def _stack(rows: list[tuple], size: int, margin_px: int) -> ClickPrompts:
