@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from ..errors import SSSSegError
 from ..model.sss_model import SSSModel
 from .click_prompts import ClickPrompts, ClickSampling, add_corrective_clicks, first_prompts
 from .feature_bank import FeatureBank, cached_bank
+from .loop import learning_rate
 from .losses import BoxPrompts, decoder_loss
 
 GRAD_CLIP = 1.0
@@ -154,14 +154,6 @@ def round_dice(model: SSSModel, bank: FeatureBank, config: DecoderTuneConfig, ba
             dice = 2 * inter / (pred.flatten(1).sum(1) + truth.flatten(1).sum(1)).clamp(min=1)
             scores[n] += dice[real].tolist()
     return [float(np.mean(s)) if s else float("nan") for s in scores]
-
-
-def learning_rate(config: DecoderTuneConfig, step: int) -> float:
-    """Linear warm-up, then cosine decay to ``lr * min_lr_ratio``."""
-    if step < config.warmup_steps:
-        return config.lr * (step + 1) / config.warmup_steps
-    t = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
-    return config.lr * (config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
 
 
 def train_decoder(model: SSSModel, train: FeatureBank, config: DecoderTuneConfig,

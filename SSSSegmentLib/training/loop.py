@@ -16,6 +16,7 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -58,7 +59,16 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def learning_rate(config: TrainConfig, step: int) -> float:
+class LrSchedule(Protocol):
+    """The fields ``learning_rate`` reads (``TrainConfig``, ``decoder_tune.DecoderTuneConfig``)."""
+
+    lr: float
+    min_lr_ratio: float
+    warmup_steps: int
+    steps: int
+
+
+def learning_rate(config: LrSchedule, step: int) -> float:
     """Linear warm-up, then cosine decay from ``lr`` to ``lr * min_lr_ratio`` at ``steps``."""
     if step < config.warmup_steps:
         return config.lr * (step + 1) / config.warmup_steps
