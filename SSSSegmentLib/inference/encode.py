@@ -12,6 +12,7 @@ import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
@@ -132,16 +133,16 @@ def slice_probabilities(frame: object, logits: torch.Tensor) -> np.ndarray:
 
 
 def _encode_batch(
-    model: torch.nn.Module, hu_kyx: np.ndarray, device: torch.device, clock: StageClock, coarse: bool = True,
-    fast: bool = True, features: bool = True,
+    model: torch.nn.Module, hu_kyx: np.ndarray, device: torch.device, clock: StageClock,
+    outputs: Literal["both", "features", "coarse"] = "both", fast: bool = True,
 ) -> tuple[object, torch.Tensor | None, object]:
-    """(features or None without ``features``, coarse logits (b, 6, S/2, S/2) or None without
-    ``coarse``, frame) of slices (b, J, I) in HU; timed into ``clock`` as preprocess, encoder (the SAM-2
-    image encoder) and dfe_head (DFE, decoder projections, coarse head). ``fast`` on the CPU:
-    channels-last images, so oneDNN's convolutions skip their layout conversions (DFE + head about
-    20 % faster; logits differ by about 1e-5 from the plain layout's, labels by Dice >= 0.999, see
-    Testing/test_fast_paths.py). Without ``features`` only the coarse head's inputs are computed
-    (``SSSModel.coarse_logits_of``)."""
+    """(features, coarse logits (b, 6, S/2, S/2), frame) of slices (b, J, I) in HU; ``outputs`` says
+    which are computed (the other is None; "coarse" computes only the coarse head's inputs,
+    ``SSSModel.coarse_logits_of``). Timed into ``clock`` as preprocess, encoder (the SAM-2 image
+    encoder) and dfe_head (DFE, decoder projections, coarse head). ``fast`` on the CPU: channels-last
+    images, so oneDNN's convolutions skip their layout conversions (DFE + head about 20 % faster;
+    logits differ by about 1e-5 from the plain layout's, labels by Dice >= 0.999, see
+    Testing/test_fast_paths.py)."""
     from ..model import ct_to_model_input
 
     with clock.stage("preprocess"):
@@ -154,11 +155,11 @@ def _encode_batch(
     start = time.perf_counter()
     timed = clock.module(encoder, "encoder") if encoder is not None else contextlib.nullcontext()
     with timed, autocast_for(device):
-        if features:
-            feats = model.encode(images)
-            logits = model.coarse_logits(feats) if coarse else None
-        else:
+        if outputs == "coarse":
             feats, logits = None, model.coarse_logits_of(images)
+        else:
+            feats = model.encode(images)
+            logits = model.coarse_logits(feats) if outputs == "both" else None
     clock.add("dfe_head", time.perf_counter() - start - (clock.seconds.get("encoder", 0.0) - encoder_before))
     return feats, logits, frame
 
@@ -184,7 +185,7 @@ def stream_probabilities(
     n_slices = hu_kyx.shape[0]
 
     def step(lo: int, hi: int) -> None:
-        _, logits, frame = _encode_batch(model, hu_kyx[lo:hi], device, clock, features=False)
+        _, logits, frame = _encode_batch(model, hu_kyx[lo:hi], device, clock, "coarse")
         with clock.stage("to_grid"):
             on_batch(lo, hi, slice_probabilities(frame, logits))
         progress("encode", 0.1 + 0.6 * hi / n_slices, f"slice {hi}/{n_slices}")
@@ -209,7 +210,7 @@ def encode_features(
     frames: list[object] = []
 
     def step(lo: int, hi: int) -> None:
-        feats, _, frame = _encode_batch(model, hu_kyx[lo:hi], device, clock, coarse=False)
+        feats, _, frame = _encode_batch(model, hu_kyx[lo:hi], device, clock, "features")
         frames.append(frame)
         parts.append(_decoder_features(feats, cache_device))
 
