@@ -71,14 +71,12 @@ class SSSModel(nn.Module):
                         ) -> tuple[list[torch.Tensor], torch.Tensor]:
         """The DFE-enhanced FPN levels [(B, C, S/4, S/4), (B, C, S/8, S/8), (B, C, S/16, S/16)] and the
         coarse head's detail features (B, 16, S/2, S/2) of slices (B, 3, S, S) (see ``encode``)."""
-        self._check_images(images)
-        fpn = self.sam.image_encoder(images)["backbone_fpn"]  # 3 levels: stride 4, 8, 16
+        fpn = self._fpn(images)
         if images_strong is None:
             levels = [dfe(f) for dfe, f in zip(self.dfe, fpn, strict=True)]
             detail = self.coarse_head.detail_stem(images)
         else:
-            self._check_images(images_strong)
-            fpn_s = self.sam.image_encoder(images_strong)["backbone_fpn"]
+            fpn_s = self._fpn(images_strong)
             levels = [dfe(f, fs) for dfe, f, fs in zip(self.dfe, fpn, fpn_s, strict=True)]
             detail = self.coarse_head.detail_stem(images_strong)
         return levels, detail
@@ -102,8 +100,7 @@ class SSSModel(nn.Module):
     def coarse_logits_of(self, images: torch.Tensor) -> torch.Tensor:
         """``coarse_logits(encode(images))`` for slices (B, 3, S, S), without what only the decoder reads:
         the DFE of the stride-8 and stride-16 levels and the decoder's projections are skipped."""
-        self._check_images(images)
-        fpn = self.sam.image_encoder(images)["backbone_fpn"]
+        fpn = self._fpn(images)
         return self.coarse_head(self.dfe[0](fpn[0]), self.coarse_head.detail_stem(images))
 
     def decode(
@@ -172,6 +169,11 @@ class SSSModel(nn.Module):
         if not parts:
             raise SSSSegError("decode needs a box or points for every prompt")
         return torch.cat([p[0] for p in parts], dim=1), torch.cat([p[1] for p in parts], dim=1)
+
+    def _fpn(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """SAM-2's FPN levels (stride 4, 8, 16) of checked slices (B, 3, S, S)."""
+        self._check_images(images)
+        return self.sam.image_encoder(images)["backbone_fpn"]
 
     def _check_images(self, images: torch.Tensor) -> None:
         size = self.image_size
