@@ -30,3 +30,16 @@ def test_importing_the_package_root_does_not_import_torch():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False"
+
+
+def test_volume_geometry_does_not_import_the_stack_resampler():
+    """volumes.geometry is the base of volumes.stack_resample, never the other way round (no import circle)."""
+    import ast
+    from pathlib import Path
+
+    import SSSSegmentLib.volumes.geometry as geometry
+
+    tree = ast.parse(Path(geometry.__file__).read_text(encoding="utf-8"))
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    assert not any(name and "stack_resample" in name for name in imported), imported

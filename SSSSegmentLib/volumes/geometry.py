@@ -10,13 +10,10 @@ pipeline segments it on its axial working grid (:mod:`.orientation`) and returns
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from .stack_resample import AcquiredPlanes
 
 
 @dataclass(frozen=True)
@@ -73,6 +70,42 @@ class Geometry:
         return bool(np.allclose(self.ijk_to_lps(), other.ijk_to_lps(), atol=atol))
 
 
+@dataclass(frozen=True, eq=False)
+class AcquiredPlanes:
+    """The acquired slices of a resampled stack, already on the output's in-plane grid.
+
+    ``hu_szyx``: float32 (S, J, I), acquired slice s (sorted along the normal) shifted onto the output
+    grid's rows j and columns i (air outside the slice). Output slice k is the linear blend
+    ``(1 - weight[k]) * plane[lower[k]] + weight[k] * plane[lower[k] + 1]``, so any per-plane map
+    computed on these S planes (e.g. class probabilities) maps onto the output grid (K, J, I) by
+    :meth:`to_grid`, exactly as the HU did. Only the blend along k is shared; no in-plane resampling.
+    """
+
+    hu_szyx: np.ndarray
+    lower: np.ndarray  # (K,) int: the acquired plane at or below output slice k
+    weight: np.ndarray  # (K,) float32 in [0, 1]: the weight of plane lower[k] + 1
+
+    @property
+    def n_planes(self) -> int:
+        return int(self.hu_szyx.shape[0])
+
+    @property
+    def n_slices(self) -> int:
+        return int(self.lower.shape[0])
+
+    def to_grid(self, planes_szyx: np.ndarray | Mapping[int, np.ndarray], ks: slice | None = None) -> np.ndarray:
+        """Per-plane maps (S, J, I) -> output slices ``ks`` (default all) of the grid, float32 (k, J, I).
+
+        ``planes_szyx`` may also map plane s -> its (J, I) map, holding at least the planes ``ks`` needs.
+        """
+        ks = slice(None) if ks is None else ks
+        lower, weight = self.lower[ks], self.weight[ks]
+        out = np.empty((len(lower), *self.hu_szyx.shape[1:]), dtype=np.float32)
+        for row, (s, w) in enumerate(zip(lower, weight, strict=True)):  # slice by slice: no volume-sized temporaries
+            np.add((1.0 - w) * planes_szyx[s], w * planes_szyx[s + 1], out=out[row])
+        return out
+
+
 @dataclass(frozen=True)
 class CTVolume:
     """A CT volume in Hounsfield units with its grid.
@@ -81,7 +114,7 @@ class CTVolume:
     ``source``: where it came from (path or description), for messages.
     ``notes``: log lines produced while reading (e.g. gantry-tilt resampling).
     ``planes``: for a DICOM stack resampled along k (gantry tilt, uneven spacing), its acquired slices on
-    this grid's in-plane pixels and how they blend into ``hu_zyx`` (``stack_resample.AcquiredPlanes``),
+    this grid's in-plane pixels and how they blend into ``hu_zyx`` (:class:`AcquiredPlanes`),
     so the model can look at the S acquired planes instead of the K resampled slices; None otherwise.
     """
 

@@ -19,13 +19,12 @@ bracket their height. Voxels outside the acquired data get air (−1024 HU).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import InputError
-from .geometry import Geometry
+from .geometry import AcquiredPlanes, Geometry
 
 AIR_HU = -1024.0
 
@@ -129,42 +128,6 @@ def _blend_weights(heights: np.ndarray, out_heights: np.ndarray) -> tuple[np.nda
     lower = upper - 1
     weight = (out_heights - heights[lower]) / (heights[upper] - heights[lower])
     return lower, np.clip(weight, 0.0, 1.0)
-
-
-@dataclass(frozen=True, eq=False)
-class AcquiredPlanes:
-    """The acquired slices of a resampled stack, already on the output's in-plane grid.
-
-    ``hu_szyx``: float32 (S, J, I), acquired slice s (sorted along the normal) shifted onto the output
-    grid's rows j and columns i (air outside the slice). Output slice k is the linear blend
-    ``(1 - weight[k]) * plane[lower[k]] + weight[k] * plane[lower[k] + 1]``, so any per-plane map
-    computed on these S planes (e.g. class probabilities) maps onto the output grid (K, J, I) by
-    :meth:`to_grid`, exactly as the HU did. Only the blend along k is shared; no in-plane resampling.
-    """
-
-    hu_szyx: np.ndarray
-    lower: np.ndarray  # (K,) int: the acquired plane at or below output slice k
-    weight: np.ndarray  # (K,) float32 in [0, 1]: the weight of plane lower[k] + 1
-
-    @property
-    def n_planes(self) -> int:
-        return int(self.hu_szyx.shape[0])
-
-    @property
-    def n_slices(self) -> int:
-        return int(self.lower.shape[0])
-
-    def to_grid(self, planes_szyx: np.ndarray | Mapping[int, np.ndarray], ks: slice | None = None) -> np.ndarray:
-        """Per-plane maps (S, J, I) -> output slices ``ks`` (default all) of the grid, float32 (k, J, I).
-
-        ``planes_szyx`` may also map plane s -> its (J, I) map, holding at least the planes ``ks`` needs.
-        """
-        ks = slice(None) if ks is None else ks
-        lower, weight = self.lower[ks], self.weight[ks]
-        out = np.empty((len(lower), *self.hu_szyx.shape[1:]), dtype=np.float32)
-        for row, (s, w) in enumerate(zip(lower, weight, strict=True)):  # slice by slice: no volume-sized temporaries
-            np.add((1.0 - w) * planes_szyx[s], w * planes_szyx[s + 1], out=out[row])
-        return out
 
 
 def _resampled(stack: SliceStack, layout: StackLayout, v: np.ndarray) -> tuple[AcquiredPlanes, Geometry]:
