@@ -540,9 +540,11 @@ class SSSSegmentLogic(ScriptedLoadableModuleLogic):
             return job
         return job.wait(should_cancel=_processEventsNeverCancel)
 
-    def segmentFiles(self, paths, outputDir, preset=None, device="auto", checkpoint=None, overwrite=False, qc=True):
+    def segmentFiles(self, paths, outputDir, preset=None, device="auto", checkpoint=None, overwrite=False, qc=True,
+                     dicomSeg=False):
         """Batch: ``<outputDir>/<name>.seg.nrrd`` and its QC picture ``<name>.qc.png`` (``qc=False``: none) per
-        input, and ``volumes.csv``; returns the CaseResults. The model is chosen as in :meth:`segmentVolume`
+        input, and ``volumes.csv``; returns the CaseResults. ``dicomSeg=True``: also a DICOM Segmentation
+        ``<name>.dcm`` for each DICOM input (for PACS). The model is chosen as in :meth:`segmentVolume`
         (default: the best bundled model installed)."""
         from SSSSegmentLib.runner import ProgressEvent
         from SSSSegmentLib.slicer_bridge.batch import segment_files
@@ -556,7 +558,8 @@ class SSSSegmentLogic(ScriptedLoadableModuleLogic):
             slicer.app.processEvents()
 
         options = SegmentOptions(preset, device, checkpoint or None, overwrite=overwrite)
-        results = segment_files([Path(p) for p in paths], Path(outputDir), options, on_event=report, qc=qc)
+        results = segment_files([Path(p) for p in paths], Path(outputDir), options, on_event=report, qc=qc,
+                                dicom_seg=dicomSeg)
         for result in results:
             logging.info(f"{result.input_path}: {result.error or result.volumes_ml}")
         return results

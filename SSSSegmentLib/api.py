@@ -48,6 +48,7 @@ class LoadedModel:
     source: str  # "checkpoint PATH", "bundled NAME", "SAM-2 weights PATH (heads untrained)", "untrained"
     trained: bool
     bundled: bool = False  # the bundled demonstration model (see bundled_models.BUNDLED_MODEL_NOTICE)
+    weights: Path | None = None  # the file the weights came from (None: random weights)
 
 
 def load_model(
@@ -78,7 +79,7 @@ def load_model(
     torch_device = resolve_device(device)
     if checkpoint is not None:
         model = load_sss_checkpoint(Path(checkpoint), device=str(torch_device), expected_preset=preset)
-        return LoadedModel(model, torch_device, f"checkpoint {checkpoint}", trained=True)
+        return LoadedModel(model, torch_device, f"checkpoint {checkpoint}", trained=True, weights=Path(checkpoint))
     if sam2_checkpoint is not None:
         if preset is None:
             from .model.presets import DEFAULT_PRESET, preset_for_checkpoint_name
@@ -86,18 +87,21 @@ def load_model(
             owner = preset_for_checkpoint_name(Path(sam2_checkpoint).name)
             preset = owner.name if owner is not None else DEFAULT_PRESET
         model = build_model(preset, Path(sam2_checkpoint), device=str(torch_device))
-        return LoadedModel(model, torch_device, f"SAM-2 weights {sam2_checkpoint} (SSS heads untrained)", False)
+        return LoadedModel(model, torch_device, f"SAM-2 weights {sam2_checkpoint} (SSS heads untrained)", False,
+                           weights=Path(sam2_checkpoint))
     active = _active_registry_model(preset)
     if active is not None:
         version, path = active
         model = load_sss_checkpoint(path, device=str(torch_device), expected_preset=preset)
-        return LoadedModel(model, torch_device, f"registry version {version} ({path})", trained=True)
+        return LoadedModel(model, torch_device, f"registry version {version} ({path})", trained=True,
+                           weights=Path(path))
     asked = preset
     preset = preset or default_preset()
     bundled = bundled_model_path(preset) if preset else None
     if bundled is not None and bundled.is_file():
         model = load_sss_checkpoint(bundled, device=str(torch_device), expected_preset=preset)
-        return LoadedModel(model, torch_device, f"bundled {bundled.name}", trained=True, bundled=True)
+        return LoadedModel(model, torch_device, f"bundled {bundled.name}", trained=True, bundled=True,
+                           weights=bundled)
     if not allow_untrained:
         raise CheckpointError(no_model_message(asked))
     preset = preset or "tiny"
@@ -168,18 +172,20 @@ def output_paths(output: Path, also_nifti: bool) -> list[Path]:
 
 
 def check_outputs(
-    output_path: str | Path, overwrite: bool = False, also_nifti: bool = False, qc_png: str | Path | None = None
+    output_path: str | Path | None, overwrite: bool = False, also_nifti: bool = False,
+    qc_png: str | Path | None = None,
 ) -> list[Path]:
     """The files a segmentation run will write, checked before any work (OutputError if unusable).
 
     Each must have a known suffix (label maps: ``LABEL_SUFFIXES``; the QC picture ``qc_png``:
     ``.png``), lie in a folder where a file can really be created, not be a folder, and not exist
-    unless ``overwrite``. The label maps come first, the QC picture (if any) last.
+    unless ``overwrite``. The label maps come first, the QC picture (if any) last. ``output_path`` None:
+    no label map (a run that writes only a DICOM SEG, checked by ``export.check_dicom_seg_output``).
     """
     from .volumes.io import full_suffix
     from .volumes.segfile import LABEL_SUFFIXES
 
-    outputs = output_paths(Path(output_path), also_nifti)
+    outputs = [] if output_path is None else output_paths(Path(output_path), also_nifti)
     for path in outputs:
         if full_suffix(path, LABEL_SUFFIXES) is None and not path.is_dir():
             raise OutputError(f"unsupported output type '{path.name}': the name must end with one of "

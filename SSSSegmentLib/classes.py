@@ -43,6 +43,9 @@ class HemorrhageClass:
 # Structure" in DICOM's own tables; Slicer matches terms by code, not by meaning).
 TERMINOLOGY_CATEGORY = CodedTerm("SCT", "49755003", "Morphologically Altered Structure")
 TERMINOLOGY_TYPE = CodedTerm("SCT", "50960005", "Hemorrhage")
+# The same category code with DICOM's own meaning (PS3.16 CID 7150): what a DICOM Segmentation carries.
+DICOM_TERMINOLOGY_CATEGORY = CodedTerm(TERMINOLOGY_CATEGORY.scheme, TERMINOLOGY_CATEGORY.value,
+                                       "Morphologically Abnormal Structure")
 _DURA_MATER = CodedTerm("SCT", "18545000", "Dura mater")
 
 HEMORRHAGE_CLASSES: tuple[HemorrhageClass, ...] = (

@@ -14,7 +14,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from .errors import SSSSegError
+from .errors import OutputError, SSSSegError
+from .fsutil import writing_outputs
 from .progress import ProgressCallback, emit_json, json_progress, silent, tqdm_progress
 
 LOG = logging.getLogger("sssseg")
@@ -70,7 +71,8 @@ def _parser() -> argparse.ArgumentParser:
 
     seg = sub.add_parser("segment", help="segment one CT (DICOM folder, NIfTI or NRRD)")
     seg.add_argument("input", type=Path)
-    seg.add_argument("output", type=Path, help="output label map: .seg.nrrd (Slicer) or .nii.gz")
+    seg.add_argument("output", type=Path,
+                     help="output: label map .seg.nrrd (Slicer) or .nii.gz, or .dcm (DICOM SEG; DICOM input only)")
     _add_model_args(seg)
     seg.add_argument("--series-uid", help="SeriesInstanceUID to read when a DICOM folder holds several series")
     seg.add_argument("--nifti", action="store_true", help="with a .seg.nrrd output, also write a .nii.gz beside it")
@@ -80,6 +82,8 @@ def _parser() -> argparse.ArgumentParser:
     seg.add_argument("--qc", type=Path, metavar="OUT.png",
                      help="also write a QC picture: every slice with a finding (or a few evenly spaced slices "
                           "when none), brain and subdural windows, outlines, volumes in mL")
+    seg.add_argument("--dicom-seg", type=Path, metavar="OUT.dcm",
+                     help="also write a DICOM Segmentation object on the source images (DICOM input only)")
     seg.add_argument("--overwrite", action="store_true", help="replace existing output files")
 
     ph = sub.add_parser("phantoms", help="write a synthetic head-CT dataset (BHSD-like layout)")
@@ -134,11 +138,13 @@ def _cmd_segment(args: argparse.Namespace, out: Reporter) -> int:
 
     clock = StageClock()
     clock.add("imports", time.perf_counter() - start)
-    outputs = api.check_outputs(args.output, args.overwrite, args.nifti, args.qc)
+    seg_target, label_output = _dicom_seg_target(args)
+    outputs = api.check_outputs(label_output, args.overwrite, args.nifti, args.qc)
+    written = [seg_target.path, *outputs] if seg_target is not None else outputs
     out.progress("read", 0.02, args.input.name)
     with clock.stage("read"):
         volume = api.read_ct(args.input, out.log, args.series_uid)
-    api.check_output_space(outputs, volume.shape_zyx)
+    api.check_output_space(written, volume.shape_zyx)
     with clock.stage("model_load"):
         loaded = api.load_model(args.preset, args.checkpoint, args.sam2_checkpoint, args.device, args.untrained)
     out.log(f"model: {loaded.source} on {loaded.device}")
@@ -151,17 +157,38 @@ def _cmd_segment(args: argparse.Namespace, out: Reporter) -> int:
         config = dataclasses.replace(config, refine=args.refine == "on")
     out.log(f"SAM-2 decoder refinement: {'on' if config.refine else 'off'}")
     result = api.segment_volume(volume, loaded, config, out.progress, out.log)
-    with clock.stage("write"):
+    with clock.stage("write"), writing_outputs(written):
         api.write_outputs(result, outputs, args.overwrite, volume, qc_title=args.input.name)
+        if seg_target is not None:
+            from .export import model_identity, write_dicom_seg
+
+            identity = model_identity(loaded.weights, loaded.model.preset.name)
+            write_dicom_seg(seg_target, result.labels_zyx, result.geometry, identity, args.overwrite, out.log)
     out.close()
     if out.mode == "json":
-        emit_json("done", outputs=[str(p) for p in outputs], volumes_ml=result.volumes_ml,
+        emit_json("done", outputs=[str(p) for p in written], volumes_ml=result.volumes_ml,
                   timings_s={**clock.seconds, **result.timings_s}, trained=loaded.trained,
                   **_peak_gpu_memory(loaded.device))
     else:
         print(format_volumes(result.volumes_ml))
-        print("wrote " + ", ".join(str(p) for p in outputs))
+        print("wrote " + ", ".join(str(p) for p in written))
     return 0
+
+
+def _dicom_seg_target(args: argparse.Namespace):  # noqa: ANN202  (tuple[DicomSegTarget | None, Path | None])
+    """(the DICOM SEG to write, checked before any work, or None; the label-map output or None): a ``.dcm``
+    OUTPUT is the SEG alone, ``--dicom-seg`` a SEG beside the label map."""
+    from .export import check_dicom_seg_output, is_dicom_seg_path
+
+    as_output = is_dicom_seg_path(args.output)
+    if as_output and args.dicom_seg is not None:
+        raise OutputError(f"OUTPUT {args.output.name} is already a DICOM SEG: drop --dicom-seg, or give a "
+                          ".seg.nrrd / .nii.gz OUTPUT")
+    seg_path = args.output if as_output else args.dicom_seg
+    if seg_path is None:
+        return None, args.output
+    target = check_dicom_seg_output(seg_path, args.input, args.series_uid, args.overwrite)
+    return target, (None if as_output else args.output)
 
 
 def _peak_gpu_memory(device: object) -> dict[str, float]:

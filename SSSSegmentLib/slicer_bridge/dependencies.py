@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 # Keep in step with scripts/requirements.txt (Testing/test_slicer_bridge.py checks it), minus
-# numpy and SimpleITK (Slicer's own), slicer-core (Slicer itself), pytest and ruff.
+# numpy and SimpleITK (Slicer's own), slicer-core (Slicer itself), pytest, ruff and dcmqi (test tools).
 PIP_REQUIREMENTS: tuple[str, ...] = (
     "scipy==1.16.3",
     "scikit-image==0.25.2",
@@ -25,8 +25,9 @@ PIP_REQUIREMENTS: tuple[str, ...] = (
     "safetensors==0.6.2",
     "hydra-core==1.3.2",
     "iopath==0.1.10",
+    "highdicom==0.28.2",
 )
-NEVER_INSTALL = ("numpy", "simpleitk", "slicer-core", "pytest", "ruff", "vtk")
+NEVER_INSTALL = ("numpy", "simpleitk", "slicer-core", "pytest", "ruff", "vtk", "dcmqi")  # dcmqi: a test reader
 TORCH_VERSION = "2.13.0"  # the pin of scripts/setup.sh (CPU build)
 # In Slicer, PyTorchUtils picks the build for the machine's GPU/driver, so only a floor is given:
 # sam2 1.1.0 needs torch >= 2.5.1.
@@ -35,7 +36,7 @@ SAM2_REQUIREMENT = "sam2==1.1.0"
 SAM2_PIP_ARGS = ("--no-build-isolation", "--no-deps")
 SAM2_ENV: tuple[tuple[str, str], ...] = (("SAM2_BUILD_CUDA", "0"),)
 IMPORT_CHECKS = (
-    "scipy", "skimage", "pydicom", "nrrd", "yaml", "PIL", "tqdm", "safetensors", "hydra", "iopath",
+    "scipy", "skimage", "pydicom", "nrrd", "yaml", "PIL", "tqdm", "safetensors", "hydra", "iopath", "highdicom",
 )
 
 

@@ -52,14 +52,17 @@ def engine_device(device: str) -> str:
 
 
 def segment_command(input_path: Path, output_path: Path, options: SegmentOptions,
-                    python: str | None = None, qc_png: Path | None = None) -> list[str]:
+                    python: str | None = None, qc_png: Path | None = None, dicom_seg: Path | None = None) -> list[str]:
     """``python -m SSSSegmentLib.cli segment INPUT OUTPUT --progress json ...`` as an argument list.
 
-    ``qc_png``: also write the case's QC picture there (``--qc``).
+    ``qc_png``: also write the case's QC picture there (``--qc``); ``dicom_seg``: also a DICOM SEG
+    (``--dicom-seg``, DICOM input only).
     """
     args = ["segment", str(input_path), str(output_path)]
     if qc_png is not None:
         args += ["--qc", str(qc_png)]
+    if dicom_seg is not None:
+        args += ["--dicom-seg", str(dicom_seg)]
     if options.preset:
         args += ["--preset", options.preset]
     args += ["--device", engine_device(options.device), "--progress", "json"]
