@@ -434,6 +434,15 @@ def test_a_folder_with_two_series_needs_a_series_uid(phantom_dir, tmp_path: Path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["two"]
 
 
+def test_a_seg_never_replaces_a_source_image(tmp_path: Path) -> None:
+    folder = tmp_path / "ct"
+    write_ct_series(folder, _small_ct().hu_zyx, _small_ct().geometry)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    code, text = run_cli(["segment", str(folder), str(folder / "img0003.dcm"), "--overwrite", *TINY])
+    assert code == 4 and "replace one of the source images" in _one_error_line(text)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
 @pytest.mark.parametrize("args", [["out.seg.nrrd", "--dicom-seg", "out.nrrd"], ["out.dcm", "--dicom-seg", "b.dcm"]])
 def test_a_misnamed_or_doubled_dicom_seg_output_is_refused(phantom_dir, tmp_path: Path, args) -> None:  # noqa: ANN001
     code, text = run_cli(["segment", str(phantom_dir[0]), *[str(tmp_path / a) if "." in a else a for a in args],

@@ -95,9 +95,9 @@ def check_dicom_seg_output(path: Path, input_path: Path, series_uid: str | None,
     """Check, before any work, that a SEG can be written to ``path`` for ``input_path``.
 
     OutputError (exit 4) when ``path`` does not end with ``.dcm``, the input is not DICOM (a NIfTI or
-    NRRD file has no source images to reference), or ``path`` cannot be created (exists without
-    ``overwrite``, folder missing or read-only). InputError (exit 2) as the DICOM reader raises it
-    (several series and no ``series_uid``, ...).
+    NRRD file has no source images to reference), ``path`` is one of the source images, or ``path``
+    cannot be created (exists without ``overwrite``, folder missing or read-only). InputError (exit 2)
+    as the DICOM reader raises it (several series and no ``series_uid``, ...).
     """
     path = Path(path)
     if not is_dicom_seg_path(path):
@@ -107,6 +107,8 @@ def check_dicom_seg_output(path: Path, input_path: Path, series_uid: str | None,
         raise OutputError(f"cannot write DICOM SEG {path.name}: the input {Path(input_path).name} is not DICOM, "
                           "and a SEG must reference its source DICOM images; segment the DICOM series, or "
                           "write .seg.nrrd / .nii.gz")
+    if any(path.resolve() == source.resolve() for source in series.files):
+        raise OutputError(f"the DICOM SEG {path.name} would replace one of the source images: write it elsewhere")
     check_writable_output(path, overwrite=overwrite)
     return DicomSegTarget(path, series.files)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..classes import HEMORRHAGE_CLASSES
 from ..errors import Cancelled, InputError, OutputError, SSSSegError
+from ..export import DICOM_SEG_SUFFIX
 from ..fsutil import atomic_path, check_writable_output
 from ..runner import ChildProcessRunner, Event, Spawn, run_to_completion
 from ..volumes.io import ITK_VOLUME_SUFFIXES, full_suffix
@@ -24,7 +25,6 @@ from .engine import SegmentOptions, engine_environment, segment_command
 
 VOLUMES_CSV = "volumes.csv"
 QC_SUFFIX = ".qc.png"
-DICOM_SEG_SUFFIX = ".dcm"
 
 
 @dataclass(frozen=True)
