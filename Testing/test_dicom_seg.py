@@ -26,7 +26,6 @@ import pytest
 import SimpleITK as sitk  # noqa: N813
 from dicom_series import PATIENT, STUDY, write_ct_series
 from expected_terminology import KEY_NAME_RGB, REGION_BY_LABEL
-from test_slicer_bridge import module_py  # noqa: F401  (fixture: SSSSegment.py imported headless)
 
 from SSSSegmentLib import api
 from SSSSegmentLib.bundled_models import bundled_model_path
@@ -515,13 +514,3 @@ def test_labels_on_images_match_simpleitk_for_oblique_images_with_oblong_pixels(
     assert (expected > 0).sum() > 200  # the images cross the labelled grid
     np.testing.assert_array_equal(mapped.frames, expected)
 
-
-def test_logic_segment_files_passes_the_dicom_seg_option(module_py, monkeypatch, tmp_path: Path) -> None:  # noqa: ANN001, F811
-    from SSSSegmentLib.slicer_bridge import batch
-
-    seen: list[bool] = []
-    monkeypatch.setattr(batch, "segment_files", lambda *args, dicom_seg, **kwargs: seen.append(dicom_seg) or [])
-    logic = module_py.SSSSegmentLogic()
-    logic.segmentFiles([tmp_path / "ct"], tmp_path)
-    logic.segmentFiles([tmp_path / "ct"], tmp_path, dicomSeg=True)
-    assert seen == [False, True]

@@ -531,6 +531,16 @@ def test_logic_batch_writes_qc_pictures_by_default(module_py, monkeypatch, tmp_p
     assert seen == [True, False]
 
 
+def test_logic_segment_files_passes_the_dicom_seg_option(module_py, monkeypatch, tmp_path: Path) -> None:  # noqa: ANN001
+    from SSSSegmentLib.slicer_bridge import batch
+
+    seen: list[bool] = []
+    monkeypatch.setattr(batch, "segment_files", lambda *args, dicom_seg, **kwargs: seen.append(dicom_seg) or [])
+    logic = module_py.SSSSegmentLogic()
+    logic.segmentFiles([tmp_path / "ct"], tmp_path)
+    logic.segmentFiles([tmp_path / "ct"], tmp_path, dicomSeg=True)
+    assert seen == [False, True]
+
 
 def test_logic_adds_the_ct_and_our_five_segments_to_the_site_training_set(module_py, tmp_path: Path) -> None:  # noqa: ANN001
     from SSSSegmentLib.datasets import read_dataset_index
