@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${1:-.venv}"
 PY="${PYTHON:-python3}"
-# dciodvfy (Debian's dicom3tools) validates the DICOM SEG in Testing/test_dicom_seg.py. Installed with apt-get
+# dciodvfy (Debian's dicom3tools) validates the DICOM SEG in Testing/test_dicom_seg*.py. Installed with apt-get
 # when missing and apt is usable (root or passwordless sudo); otherwise that one test skips, saying why.
 install_dciodvfy() {
   command -v dciodvfy >/dev/null 2>&1 && return 0
