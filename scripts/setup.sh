@@ -6,24 +6,24 @@ cd "$(dirname "$0")/.."
 VENV="${1:-.venv}"
 PY="${PYTHON:-python3}"
 # dciodvfy (Debian's dicom3tools) validates the DICOM SEG in Testing/test_dicom_seg*.py. Installed with apt-get
-# when missing and apt is usable (root or passwordless sudo); otherwise that one test skips, saying why.
+# when missing and apt is usable (root or passwordless sudo); otherwise the two dciodvfy tests skip, saying why.
 install_dciodvfy() {
   command -v dciodvfy >/dev/null 2>&1 && return 0
   local root=()
   if [ "$(id -u)" != 0 ]; then
     if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then root=(sudo -n); else
-      echo "[setup] note: dciodvfy is missing and apt-get needs root (no passwordless sudo): its test will skip"
+      echo "[setup] note: dciodvfy is missing and apt-get needs root (no passwordless sudo): the dciodvfy tests will skip"
       return 0
     fi
   fi
   if ! command -v apt-get >/dev/null 2>&1; then
-    echo "[setup] note: dciodvfy is missing and this system has no apt-get: its test will skip"; return 0
+    echo "[setup] note: dciodvfy is missing and this system has no apt-get: the dciodvfy tests will skip"; return 0
   fi
   echo "[setup] dicom3tools (dciodvfy, the DICOM validator) with apt-get"
   export DEBIAN_FRONTEND=noninteractive
   "${root[@]}" apt-get install -y -qq dicom3tools >/dev/null 2>&1 \
     || { "${root[@]}" apt-get update -qq >/dev/null && "${root[@]}" apt-get install -y -qq dicom3tools >/dev/null; } \
-    || echo "[setup] WARNING: apt-get could not install dicom3tools: the dciodvfy test will skip"
+    || echo "[setup] WARNING: apt-get could not install dicom3tools: the dciodvfy tests will skip"
 }
 STAMP="$VENV/.sssseg-setup-$(sha256sum scripts/requirements.txt scripts/setup.sh pyproject.toml | sha256sum | cut -c1-16)"
 if [ -f "$STAMP" ]; then
