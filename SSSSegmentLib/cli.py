@@ -134,7 +134,7 @@ def _cmd_segment(args: argparse.Namespace, out: Reporter) -> int:
 
     clock = StageClock()
     clock.add("imports", time.perf_counter() - start)
-    outputs = api.check_outputs(args.output, args.overwrite, args.nifti, args.qc)
+    outputs = api.check_outputs(args.output, args.overwrite, args.nifti, args.qc, args.input)
     out.progress("read", 0.02, args.input.name)
     with clock.stage("read"):
         volume = api.read_ct(args.input, out.log, args.series_uid)

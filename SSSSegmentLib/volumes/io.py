@@ -30,6 +30,18 @@ def full_suffix(path: Path, known: tuple[str, ...]) -> str | None:
     return next((s for s in known if name.endswith(s)), None)
 
 
+def input_folder(path: Path) -> Path | None:
+    """The DICOM folder ``read_volume`` reads for ``path``: the folder itself, or the folder of a single
+    file that is not a NIfTI/NRRD/MetaImage/2D picture (a DICOM slice: its series is read from its
+    folder); None for single-file volumes and missing paths."""
+    path = Path(path)
+    if path.is_dir():
+        return path
+    if not path.is_file() or full_suffix(path, ITK_VOLUME_SUFFIXES + IMAGE_2D_SUFFIXES):
+        return None
+    return path.parent if read_dicom_header(path) is not None else None
+
+
 def read_volume(path: Path, log: LogFn | None = None, series_uid: str | None = None,
                 resample_tilt: bool = True) -> CTVolume:
     """Read a CT volume as HU float32 [k, j, i] with LPS geometry.
