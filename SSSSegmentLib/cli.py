@@ -135,6 +135,9 @@ def _cmd_segment(args: argparse.Namespace, out: Reporter) -> int:
     clock = StageClock()
     clock.add("imports", time.perf_counter() - start)
     outputs = api.check_outputs(args.output, args.overwrite, args.nifti, args.qc, args.input)
+    from .model import resolve_device
+
+    resolve_device(args.device)  # an unavailable --device fails here (exit 5), before the CT is read
     out.progress("read", 0.02, args.input.name)
     with clock.stage("read"):
         volume = api.read_ct(args.input, out.log, args.series_uid)
@@ -156,11 +159,11 @@ def _cmd_segment(args: argparse.Namespace, out: Reporter) -> int:
     out.close()
     if out.mode == "json":
         emit_json("done", outputs=[str(p) for p in outputs], volumes_ml=result.volumes_ml,
-                  timings_s={**clock.seconds, **result.timings_s}, trained=loaded.trained,
-                  **_peak_gpu_memory(loaded.device))
+                  warnings=list(volume.warnings), timings_s={**clock.seconds, **result.timings_s},
+                  trained=loaded.trained, **_peak_gpu_memory(loaded.device))
     else:
         print(format_volumes(result.volumes_ml))
-        print("wrote " + ", ".join(str(p) for p in outputs))
+        print("\n".join(volume.warnings + ("wrote " + ", ".join(str(p) for p in outputs),)))
     return 0
 
 

@@ -1,7 +1,8 @@
 """`sssseg segment` never writes over its input: an output that is the input CT (the same file, a hard
 or a symbolic link to it, the `--nifti` companion or the `--qc` picture landing on it) or that lies
 inside the input DICOM folder is refused before any work, `--overwrite` or not: exit code 4, one
-line, the input's bytes unchanged and nothing added beside it."""
+line, the input's bytes unchanged and nothing added beside it. Also: a truncated NIfTI is an input
+error (exit 2) and an unavailable `--device` exits with 5, each with one line."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ from test_volumes_io import positions_along, write_dicom_series
 
 from SSSSegmentLib import api
 from SSSSegmentLib.cli import main
-from SSSSegmentLib.errors import OutputError
-from SSSSegmentLib.volumes import write_volume
+from SSSSegmentLib.errors import InputError, OutputError
+from SSSSegmentLib.volumes import read_volume, write_volume
 from SSSSegmentLib.volumes.geometry import CTVolume, Geometry
 
 TINY = ["--preset", "tiny", "--untrained", "--device", "cpu", "--progress", "none"]
@@ -30,20 +31,31 @@ def _head() -> CTVolume:
     return CTVolume(hu, Geometry((0.8, 0.8, 5.0)))
 
 
-@pytest.fixture()
-def no_model(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Model loading, reading and inference replaced by stubs that record any call (there must be none)."""
+def _stub_out(monkeypatch: pytest.MonkeyPatch, names: tuple[str, ...]) -> list[str]:
+    """The API functions ``names`` replaced by stubs that record any call (there must be none)."""
     calls: list[str] = []
 
     def refuse(name: str):  # noqa: ANN202
         def stub(*args: object, **kwargs: object) -> None:
             calls.append(name)
-            raise AssertionError(f"{name} ran although the output is the input")
+            raise AssertionError(f"{name} ran although the run had to stop before it")
         return stub
 
-    for name in ("read_ct", "load_model", "segment_volume"):
+    for name in names:
         monkeypatch.setattr(api, name, refuse(name))
     return calls
+
+
+@pytest.fixture()
+def no_model(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Reading, model loading and inference stubbed out: the check must come before any work."""
+    return _stub_out(monkeypatch, ("read_ct", "load_model", "segment_volume"))
+
+
+@pytest.fixture()
+def no_inference(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Model loading and inference stubbed out (reading runs)."""
+    return _stub_out(monkeypatch, ("load_model", "segment_volume"))
 
 
 def _digest(folder: Path) -> dict[str, str]:
@@ -147,3 +159,38 @@ def test_outputs_beside_the_input_are_allowed(tmp_path: Path) -> None:
     (tmp_path / "series_out").mkdir()
     target = tmp_path / "series_out" / "a.seg.nrrd"
     assert api.check_outputs(target, input_path=series) == [target]
+
+
+@pytest.mark.parametrize("name", ["ct.nii.gz", "ct.nii", "recompressed.nii.gz"])
+def test_truncated_nifti_is_an_input_error(tmp_path: Path, capsys, no_inference, name: str) -> None:  # noqa: ANN001
+    """A NIfTI cut in half (gzip stream cut, raw file cut, or a whole gzip of half a file): exit 2, one
+    line naming the file; ITK alone reads such files without complaint."""
+    import gzip
+
+    whole = write_volume(tmp_path / "whole.nii", _head()).read_bytes()
+    half = whole[: len(whole) // 2]
+    path = tmp_path / name
+    if name == "ct.nii.gz":
+        path.write_bytes(gzip.compress(whole)[: len(gzip.compress(whole)) // 2])
+    else:
+        path.write_bytes(gzip.compress(half) if name.endswith(".gz") else half)
+    with pytest.raises(InputError, match="truncated") as caught:
+        read_volume(path)
+    assert str(path) in str(caught.value)
+    code = main(["segment", str(path), str(tmp_path / "out.seg.nrrd"), *TINY])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and str(path) in err[0] and "truncated" in err[0], err
+    assert not (tmp_path / "out.seg.nrrd").exists() and no_inference == []
+
+
+def test_unavailable_device_exit_code_5(tmp_path: Path, capsys, monkeypatch, no_model) -> None:  # noqa: ANN001
+    """``--device cuda`` without a GPU (made so here even on a GPU machine): exit 5, one line naming the real
+    flag, before the CT is read."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    ct = write_volume(tmp_path / "ct.nrrd", _head())
+    code = main(["segment", str(ct), str(tmp_path / "out.seg.nrrd"), "--device", "cuda", "--progress", "none"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 5 and len(err) == 1 and "no CUDA GPU" in err[0] and "--device cpu" in err[0], err
+    assert no_model == [] and not (tmp_path / "out.seg.nrrd").exists()
