@@ -61,6 +61,13 @@ def _add_model_args(parser: argparse.ArgumentParser, default_preset: str | None 
     parser.add_argument("--untrained", action="store_true", help="allow random weights when no model is found")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
     parser.add_argument("--batch-size", type=int, help="slices per encoder batch (default: sized to the device)")
+    _add_threads_arg(parser)
+
+
+def _add_threads_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help="CPU threads for torch (default: $SSSSEG_THREADS, else one per usable core less "
+                             "the cores the 1-minute load average says are busy, at least 1)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -117,6 +124,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--preset", choices=PRESET_CHOICES, default=None,
                       help=f"model preset (default: {_default_model_help()})")
     demo.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    _add_threads_arg(demo)
     from .registry.commands import add_parsers
 
     add_parsers(sub)  # models list|activate|rollback|import, finetune
@@ -138,6 +146,9 @@ def _cmd_segment(args: argparse.Namespace, out: Reporter) -> int:
     from .model import resolve_device
 
     resolve_device(args.device)  # an unavailable --device fails here (exit 5), before the CT is read
+    from .threads import use_threads
+
+    out.log(f"torch threads: {use_threads(args.threads)}")
     out.progress("read", 0.02, args.input.name)
     with clock.stage("read"):
         volume = api.read_ct(args.input, out.log, args.series_uid)
@@ -218,7 +229,9 @@ def _cmd_evaluate(args: argparse.Namespace, out: Reporter) -> int:
 
 def _cmd_demo(args: argparse.Namespace, out: Reporter) -> int:
     from .demo import run_demo
+    from .threads import use_threads
 
+    use_threads(args.threads)
     print(run_demo(args.out, seed=args.seed, preset=args.preset, device=args.device, log=out.log))
     return 0
 
