@@ -147,10 +147,8 @@ def test_relative_links_resolve(path: Path) -> None:
 def test_no_file_cites_a_design_document_outside_the_repository() -> None:
     name = "DESIGN" + ".md"  # spelled apart, so this file does not cite it either
     tracked = subprocess.run(["git", "ls-files"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)
-    citing = []
-    for relative in tracked.stdout.splitlines():
-        path = PROJECT_ROOT / relative
-        if path.suffix in {".py", ".md", ".txt", ".yaml", ".toml", ".cfg", ".sh", ".json"} and path.is_file():
-            if name in path.read_text(errors="replace"):
-                citing.append(relative)
+    text_suffixes = {".py", ".md", ".txt", ".yaml", ".toml", ".cfg", ".sh", ".json"}
+    citing = [relative for relative in tracked.stdout.splitlines()
+              if (path := PROJECT_ROOT / relative).suffix in text_suffixes and path.is_file()
+              and name in path.read_text(errors="replace")]
     assert citing == [], f"these files cite {name}, which is not in the repository: {citing}"
