@@ -148,14 +148,15 @@ def _cmd_segment(args: argparse.Namespace, out: Reporter) -> int:
     resolve_device(args.device)  # an unavailable --device fails here (exit 5), before the CT is read
     from .threads import use_threads
 
-    out.log(f"torch threads: {use_threads(args.threads)}")
+    threads = use_threads(args.threads)
     out.progress("read", 0.02, args.input.name)
     with clock.stage("read"):
         volume = api.read_ct(args.input, out.log, args.series_uid)
     api.check_output_space(outputs, volume.shape_zyx)
     with clock.stage("model_load"):
         loaded = api.load_model(args.preset, args.checkpoint, args.sam2_checkpoint, args.device, args.untrained)
-    out.log(f"model: {loaded.source} on {loaded.device}")
+    cpu_threads = f", {threads} CPU thread(s)" if getattr(loaded.device, "type", "") == "cpu" else ""
+    out.log(f"model: {loaded.source} on {loaded.device}{cpu_threads}")
     if loaded.bundled:
         out.log(f"NOTE: {api.BUNDLED_MODEL_NOTICE}")
     if not loaded.trained:
