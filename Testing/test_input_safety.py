@@ -12,23 +12,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_cli_segment import TINY, _head_volume
 from test_volumes_io import positions_along, write_dicom_series
 
 from SSSSegmentLib import api
 from SSSSegmentLib.cli import main
 from SSSSegmentLib.errors import InputError, OutputError
 from SSSSegmentLib.volumes import read_volume, write_volume
-from SSSSegmentLib.volumes.geometry import CTVolume, Geometry
 
-TINY = ["--preset", "tiny", "--untrained", "--device", "cpu", "--progress", "none"]
-
-
-def _head() -> CTVolume:
-    k, j, i = np.mgrid[0:6, 0:64, 0:64].astype(np.float32)
-    radius = np.hypot(j - 32, i - 32)
-    hu = np.where(radius < 28, 35.0, -1000.0).astype(np.float32)
-    hu[(radius >= 25) & (radius < 28)] = 1000.0
-    return CTVolume(hu, Geometry((0.8, 0.8, 5.0)))
+_head = _head_volume  # a 6-slice disc head: brain 35 HU in a 1000 HU skull, air around
 
 
 def _stub_out(monkeypatch: pytest.MonkeyPatch, names: tuple[str, ...]) -> list[str]:
