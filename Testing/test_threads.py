@@ -14,13 +14,9 @@ from SSSSegmentLib.errors import InputError
 
 
 @pytest.fixture(autouse=True)
-def _keep_torch_threads(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN202
-    """Each test starts without $SSSSEG_THREADS and leaves torch's thread count as it found it."""
+def _no_environment_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts without $SSSSEG_THREADS (conftest puts torch's thread count back after it)."""
     monkeypatch.delenv(threads.THREADS_ENV, raising=False)
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
-    threads._chosen.clear()  # noqa: SLF001
 
 
 def _machine(monkeypatch: pytest.MonkeyPatch, cores: int, load: float) -> None:
