@@ -29,7 +29,7 @@ from .bundled_models import (  # noqa: F401  (re-exported: the API's view of the
     no_model_message,
 )
 from .errors import CheckpointError, OutputError
-from .fsutil import check_writable_output
+from .fsutil import check_not_input, check_writable_output
 from .inference import InferenceConfig, SegmentationResult
 from .progress import ProgressCallback, silent
 from .volumes.geometry import CTVolume, Geometry
@@ -172,29 +172,40 @@ def output_paths(output: Path, also_nifti: bool) -> list[Path]:
 
 
 def check_outputs(
-    output_path: str | Path | None, overwrite: bool = False, also_nifti: bool = False,
+    output_path: str | Path | None,
+    overwrite: bool = False,
+    also_nifti: bool = False,
     qc_png: str | Path | None = None,
+    input_path: str | Path | None = None,
 ) -> list[Path]:
     """The files a segmentation run will write, checked before any work (OutputError if unusable).
 
     Each must have a known suffix (label maps: ``LABEL_SUFFIXES``; the QC picture ``qc_png``:
     ``.png``), lie in a folder where a file can really be created, not be a folder, and not exist
-    unless ``overwrite``. The label maps come first, the QC picture (if any) last. ``output_path`` None:
-    no label map (a run that writes only a DICOM SEG, checked by ``export.check_dicom_seg_output``).
+    unless ``overwrite``. With ``input_path``, none may be the input CT (also through a hard or
+    symbolic link) nor lie inside the input's DICOM folder, ``overwrite`` or not
+    (``fsutil.check_not_input``). The label maps come first, the QC picture (if any) last.
+    ``output_path`` None: no label map (a run that writes only a DICOM SEG, checked by
+    ``export.check_dicom_seg_output``).
     """
-    from .volumes.io import full_suffix
+    from .volumes.io import full_suffix, input_folder
     from .volumes.segfile import LABEL_SUFFIXES
 
     outputs = [] if output_path is None else output_paths(Path(output_path), also_nifti)
+    if qc_png is not None:
+        qc_png = Path(qc_png)
+        if qc_png.suffix.lower() != ".png":
+            raise OutputError(f"the QC picture must be a .png file, got '{qc_png.name}'")
+    if input_path is not None:
+        folder = input_folder(Path(input_path))
+        for path in [*outputs, *([qc_png] if qc_png is not None else [])]:
+            check_not_input(path, Path(input_path), folder)
     for path in outputs:
         if full_suffix(path, LABEL_SUFFIXES) is None and not path.is_dir():
             raise OutputError(f"unsupported output type '{path.name}': the name must end with one of "
                               f"{', '.join(LABEL_SUFFIXES)} (e.g. {path.name}.seg.nrrd)")
         check_writable_output(path, overwrite)
     if qc_png is not None:
-        qc_png = Path(qc_png)
-        if qc_png.suffix.lower() != ".png":
-            raise OutputError(f"the QC picture must be a .png file, got '{qc_png.name}'")
         check_writable_output(qc_png, overwrite)
         outputs.append(qc_png)
     return outputs
@@ -280,7 +291,7 @@ def segment_file(
     ``series_uid`` picks one series from a DICOM folder holding several; ``qc_png``: also write the
     QC picture there.
     """
-    outputs = check_outputs(output_path, overwrite, also_nifti, qc_png)
+    outputs = check_outputs(output_path, overwrite, also_nifti, qc_png, input_path)
     progress("read", 0.02, str(input_path))
     volume = read_ct(input_path, log, series_uid)
     check_output_space(outputs, volume.shape_zyx)

@@ -62,6 +62,13 @@ def _add_model_args(parser: argparse.ArgumentParser, default_preset: str | None 
     parser.add_argument("--untrained", action="store_true", help="allow random weights when no model is found")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
     parser.add_argument("--batch-size", type=int, help="slices per encoder batch (default: sized to the device)")
+    _add_threads_arg(parser)
+
+
+def _add_threads_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help="CPU threads for torch (default: $SSSSEG_THREADS, else one per usable core less "
+                             "the cores the 1-minute load average says are busy, at least 1)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -121,6 +128,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--preset", choices=PRESET_CHOICES, default=None,
                       help=f"model preset (default: {_default_model_help()})")
     demo.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    _add_threads_arg(demo)
     from .registry.commands import add_parsers
 
     add_parsers(sub)  # models list|activate|rollback|import, finetune
@@ -139,15 +147,22 @@ def _cmd_segment(args: argparse.Namespace, out: Reporter) -> int:
     clock = StageClock()
     clock.add("imports", time.perf_counter() - start)
     seg_target, label_output = _dicom_seg_target(args)
-    outputs = api.check_outputs(label_output, args.overwrite, args.nifti, args.qc)
+    outputs = api.check_outputs(label_output, args.overwrite, args.nifti, args.qc, args.input)
     written = [seg_target.path, *outputs] if seg_target is not None else outputs
+    from .model import resolve_device
+
+    resolve_device(args.device)  # an unavailable --device fails here (exit 5), before the CT is read
+    from .threads import use_threads
+
+    threads = use_threads(args.threads)
     out.progress("read", 0.02, args.input.name)
     with clock.stage("read"):
         volume = api.read_ct(args.input, out.log, args.series_uid)
     api.check_output_space(written, volume.shape_zyx)
     with clock.stage("model_load"):
         loaded = api.load_model(args.preset, args.checkpoint, args.sam2_checkpoint, args.device, args.untrained)
-    out.log(f"model: {loaded.source} on {loaded.device}")
+    cpu_threads = f", {threads} CPU thread(s)" if getattr(loaded.device, "type", "") == "cpu" else ""
+    out.log(f"model: {loaded.source} on {loaded.device}{cpu_threads}")
     if loaded.bundled:
         out.log(f"NOTE: {api.BUNDLED_MODEL_NOTICE}")
     if not loaded.trained:
@@ -167,11 +182,11 @@ def _cmd_segment(args: argparse.Namespace, out: Reporter) -> int:
     out.close()
     if out.mode == "json":
         emit_json("done", outputs=[str(p) for p in written], volumes_ml=result.volumes_ml,
-                  timings_s={**clock.seconds, **result.timings_s}, trained=loaded.trained,
-                  **_peak_gpu_memory(loaded.device))
+                  warnings=list(volume.warnings), timings_s={**clock.seconds, **result.timings_s},
+                  trained=loaded.trained, **_peak_gpu_memory(loaded.device))
     else:
         print(format_volumes(result.volumes_ml))
-        print("wrote " + ", ".join(str(p) for p in written))
+        print("\n".join(volume.warnings + ("wrote " + ", ".join(str(p) for p in written),)))
     return 0
 
 
@@ -179,6 +194,8 @@ def _dicom_seg_target(args: argparse.Namespace):  # noqa: ANN202  (tuple[DicomSe
     """(the DICOM SEG to write, checked before any work, or None; the label-map output or None): a ``.dcm``
     OUTPUT is the SEG alone, ``--dicom-seg`` a SEG beside the label map."""
     from .export import check_dicom_seg_output, is_dicom_seg_path
+    from .fsutil import check_not_input
+    from .volumes.io import input_folder
 
     as_output = is_dicom_seg_path(args.output)
     if as_output and args.dicom_seg is not None:
@@ -188,6 +205,7 @@ def _dicom_seg_target(args: argparse.Namespace):  # noqa: ANN202  (tuple[DicomSe
     if seg_path is None:
         return None, args.output
     target = check_dicom_seg_output(seg_path, args.input, args.series_uid, args.overwrite)
+    check_not_input(seg_path, args.input, input_folder(args.input))  # a SEG in the series folder joins it
     return target, (None if as_output else args.output)
 
 
@@ -242,7 +260,9 @@ def _cmd_evaluate(args: argparse.Namespace, out: Reporter) -> int:
 
 def _cmd_demo(args: argparse.Namespace, out: Reporter) -> int:
     from .demo import run_demo
+    from .threads import use_threads
 
+    use_threads(args.threads)
     print(run_demo(args.out, seed=args.seed, preset=args.preset, device=args.device, log=out.log))
     return 0
 

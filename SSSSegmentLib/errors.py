@@ -32,6 +32,12 @@ class OutputError(SSSSegError):
     exit_code = 4
 
 
+class DeviceError(SSSSegError):
+    """The device asked for (``--device cuda`` / ``mps``) is not available, or is unknown."""
+
+    exit_code = 5
+
+
 class Cancelled(SSSSegError):
     """The user cancelled a long-running job."""
 

@@ -34,6 +34,26 @@ def check_writable_output(path: Path, overwrite: bool = False) -> None:
     _probe_folder(parent)
 
 
+def check_not_input(output: Path, input_path: Path, input_folder: Path | None = None) -> None:
+    """OutputError when writing ``output`` would change the input CT, whatever ``--overwrite`` says.
+
+    Refused: ``output`` is ``input_path`` itself, also through a symbolic link (either side) or a
+    hard link (the same inode), and any output inside ``input_folder`` (the folder a DICOM series
+    is read from: a file written there would join the series). A missing input is left to the
+    reader, which names it.
+    """
+    output, source = Path(output), Path(input_path)
+    if not source.exists():
+        return
+    if output.exists() and os.path.samefile(output, source):  # also through links, either side
+        raise OutputError(f"the output {output} is the input CT {input_path}: choose another output name "
+                          "(the input is never replaced, with or without --overwrite)")
+    real_output = Path(os.path.realpath(output))
+    if input_folder is not None and Path(os.path.realpath(input_folder)) in real_output.parents:
+        raise OutputError(f"the output {output} is inside the input DICOM folder {input_folder}: write it "
+                          "elsewhere (a file there would change the input series)")
+
+
 def _probe_folder(folder: Path) -> None:
     """Create, write one byte to, and remove a hidden file in ``folder``; OutputError if that fails."""
     try:

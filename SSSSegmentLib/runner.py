@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from .errors import Cancelled, CheckpointError, InputError, OutputError, SSSSegError
+from .errors import Cancelled, CheckpointError, DeviceError, InputError, OutputError, SSSSegError
 
 STDERR_TAIL_LINES = 40
 
@@ -105,7 +105,7 @@ def _event_from_dict(obj: dict[str, Any], text: str) -> Event:
 
 def error_from_event(event: ErrorEvent) -> SSSSegError:
     """The errors.py exception matching an error event's exit code (SSSSegError when unknown)."""
-    for cls in (InputError, CheckpointError, OutputError, Cancelled):
+    for cls in (InputError, CheckpointError, OutputError, DeviceError, Cancelled):
         if event.exit_code == cls.exit_code:
             return cls(event.message)
     return SSSSegError(event.message)

@@ -38,3 +38,20 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     config = PhantomConfig(matrix=96, num_slices=8, lesion_keys=("IPH", "SDH"), lesion_size_quantiles=(0.6, 1.0))
     write_dataset(out, 3, seed=5, labeled_fraction=0.67, config=config)
     return out
+
+
+@pytest.fixture(autouse=True)
+def _restore_thread_count():  # noqa: ANN202
+    """A command run in-process (``cli.main``) sets torch's thread count for the whole process
+    (``SSSSegmentLib.threads``); put it back after each test so the next one starts as a fresh process."""
+    import sys
+
+    from SSSSegmentLib import threads
+
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch is not None else threads.usable_cores()
+    yield
+    threads._chosen.clear()  # noqa: SLF001
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.get_num_threads() != before:
+        torch.set_num_threads(before)

@@ -94,3 +94,12 @@ def test_a_failed_seg_write_leaves_no_output(phantom_dir, tmp_path: Path, monkey
     assert list(tmp_path.iterdir()) == []
 
 
+
+
+def test_a_new_seg_inside_the_input_series_folder_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "ct"
+    write_ct_series(folder, small_ct().hu_zyx, small_ct().geometry)
+    before = sorted(p.name for p in folder.iterdir())
+    code, text = run_cli(["segment", str(folder), str(folder / "result.dcm"), "--overwrite", *TINY])
+    assert code == 4 and "inside the input DICOM folder" in _one_error_line(text)
+    assert sorted(p.name for p in folder.iterdir()) == before

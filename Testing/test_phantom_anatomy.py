@@ -1,4 +1,4 @@
-"""Phantom anatomy realism: what real head CT shows that a model must not call blood (DESIGN.md section 10).
+"""Phantom anatomy realism: what real head CT shows that a model must not call blood (docs/phantoms.md).
 
 Dura and tentorium, physiological calcifications, petrous bone, mastoid air cells, orbits, large uneven
 IPH with an oedema rim, and the head pose range. Positions are checked in the head-local frame (u left,

@@ -1,4 +1,4 @@
-"""The realism check of phantoms (DESIGN.md section 10): the band measurement on a hand-made volume, the
+"""The realism check of phantoms (docs/phantoms.md): the band measurement on a hand-made volume, the
 generator's artefact range against the real GE scan, and the report written by `sssseg phantoms`.
 """
 
@@ -105,6 +105,7 @@ def test_sssseg_phantoms_writes_the_realism_report(tmp_path: Path, capsys):
     assert "realism report" in capsys.readouterr().out
     assert "phantoms (2 cases) min" in report and "phantoms (2 cases) max" in report
     assert "phantom_0000" in report and "phantom_0001" in report
+    assert "Why it matters" in report and "DESIGN" not in report  # explains itself; cites no file users lack
     if reference_scan_path().is_dir():
         assert "real scan (ct_head_ge_tilted)" in report
     else:

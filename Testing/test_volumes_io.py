@@ -159,7 +159,8 @@ def test_uneven_spacing_is_resampled_to_uniform_grid(tmp_path: Path) -> None:
     volume = read_volume(tmp_path, log=lines.append)
     assert volume.shape_zyx == (8, ROWS, COLS)  # 13 mm at ~2 mm (median step) -> 7 steps
     assert volume.geometry.spacing_mm[2] == pytest.approx(13.0 / 7)
-    assert len(lines) == 1 and "uneven slice spacing" in lines[0] and volume.notes == tuple(lines)
+    assert len(lines) == 2 and "uneven slice spacing" in lines[0] and volume.notes == tuple(lines)
+    assert lines[1].startswith("WARNING: missing slices: a gap of 5.0 mm")  # 2.5 x the 2 mm steps (slice_gaps)
     assert_reproduces_field(volume, positions, row_dir, col_dir)
 
 

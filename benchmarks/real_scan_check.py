@@ -8,7 +8,7 @@ NRRD; none of them may be in the model's training data), this prints:
 2. the Dice per class of synthetic lesions (``phantoms.insertion``: EDH lens, SDH crescent, IPH with
    a dense core, IVH layering, sulcal SAH) inserted into the same scan, one class per case.
 
-    .venv/bin/python benchmarks/real_scan_check.py ../shared/data/ct_head_ge_tilted [--inserted 3]
+    .venv/bin/python benchmarks/real_scan_check.py ../shared/data/ct_head_ge_tilted [--inserted 2]
         [--checkpoint SSS.safetensors] [--out benchmarks/results/real_scan_check.md]
 """
 
@@ -36,7 +36,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("scans", nargs="+", type=Path, help="bleed-free real head CTs (kept out of training)")
     p.add_argument("--checkpoint", type=Path, help="SSS checkpoint (default: the bundled model)")
-    p.add_argument("--inserted", type=int, default=3, help="cases per class with an inserted lesion")
+    p.add_argument("--inserted", type=int, default=2, help="cases per class with an inserted lesion")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, help="also write the tables as markdown here")
     return p.parse_args(argv)

@@ -268,5 +268,19 @@ SPEED = (
              (_FAST + "test_slab_distance_transform_is_scipys",)),
 )
 
+_SAFE = "Testing/test_input_safety.py"
+INPUT_SAFETY = (
+    Mutation("output-hardlink-allowed", "input safety", "an output that is a hard link to the input is written",
+             "SSSSegmentLib/fsutil.py", "if output.exists() and os.path.samefile(output, source):",
+             "if output.exists() and output.absolute() == source.absolute():", (_SAFE,)),
+    Mutation("output-in-dicom-folder-allowed", "input safety", "an output inside the input DICOM folder is written",
+             "SSSSegmentLib/fsutil.py", "in real_output.parents:", "in real_output.parents[:0]:", (_SAFE,)),
+    Mutation("slice-gap-never-refused", "input safety", "a DICOM series with a 20 mm gap is segmented",
+             "SSSSegmentLib/volumes/slice_gaps.py", "if worst is not None and worst.size_mm > REFUSE_GAP_MM:",
+             "if False:", ("Testing/test_slice_gaps.py",)),
+    Mutation("truncated-nifti-read", "input safety", "a truncated NIfTI is read, its missing voxels filled",
+             "SSSSegmentLib/volumes/io.py", "    if len(raw) < expected:", "    if False:", (_SAFE,)),
+)
+
 MUTATIONS: tuple[Mutation, ...] = (PROMPTS + VOLUMES + SEGFILES + TRAINING + SLICER + MODEL + FALSE_ALARMS
-                                   + INTERACTIVE + SPEED + DECODER_TUNE)
+                                   + INTERACTIVE + SPEED + DECODER_TUNE + INPUT_SAFETY)

@@ -37,11 +37,14 @@ def case_name(path: Path) -> str:
     return stem
 
 
-def label_files_by_case(directory: Path) -> dict[str, Path]:
-    """Map case name -> label file for the label files directly in ``directory``."""
+def label_files_by_case(directory: Path, what: str = "label") -> dict[str, Path]:
+    """Map case name -> label file for the label files directly in ``directory`` (``what``: the folder's
+    role in messages, e.g. "truth")."""
     directory = Path(directory)
+    if not directory.exists():
+        raise InputError(f"the {what} folder does not exist: {directory}")
     if not directory.is_dir():
-        raise InputError(f"not a directory: {directory}")
+        raise InputError(f"the {what} folder is a file, not a folder: {directory}")
     by_case: dict[str, Path] = {}
     for path in sorted(directory.iterdir()):
         if not path.is_file() or full_suffix(path, LABEL_SUFFIXES) is None or path.name.startswith("."):
@@ -58,7 +61,7 @@ def pair_cases(pred_dir: Path, gt_dir: Path) -> tuple[list[tuple[str, Path, Path
 
     InputError when the truth directory holds no label files or a truth case has no prediction.
     """
-    truths, preds = label_files_by_case(gt_dir), label_files_by_case(pred_dir)
+    truths, preds = label_files_by_case(gt_dir, "truth"), label_files_by_case(pred_dir, "prediction")
     if not truths:
         raise InputError(f"no label files ({', '.join(LABEL_SUFFIXES)}) in {gt_dir}")
     missing = [name for name in truths if name not in preds]
@@ -81,8 +84,8 @@ def evaluate_dirs(
     as a detection. InputError when files are missing, unreadable or on different grids.
     """
     csv_path = Path(csv_path)
+    pairs, unmatched = pair_cases(Path(pred_dir), Path(gt_dir))  # the input folders first: a missing one is named
     check_writable_output(csv_path, overwrite=overwrite)
-    pairs, unmatched = pair_cases(Path(pred_dir), Path(gt_dir))
     cases = [_evaluate_pair(name, pred, truth, min_volume_ml) for name, pred, truth in pairs]
     write_cases_csv(cases, csv_path)
     return summarize(cases, min_volume_ml=min_volume_ml, unmatched_predictions=unmatched)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import CheckpointError, SSSSegError
+from ..errors import CheckpointError, DeviceError
 from ..fsutil import file_sha256
 from .presets import ModelPreset, get_preset, preset_for_checkpoint_name
 from .sss_model import SSSModel
@@ -19,7 +19,7 @@ _MAX_LISTED = 5  # keys listed in a mismatch message
 def resolve_device(name: str = "auto") -> torch.device:
     """"auto" -> cuda if available, else mps, else cpu; "cpu" / "cuda" / "cuda:N" / "mps" as asked.
 
-    Asking for an accelerator that is not available raises SSSSegError.
+    Asking for an accelerator that is not available, or an unknown name, raises DeviceError (exit code 5).
     """
     name = name.strip().lower()
     if name == "auto":
@@ -30,13 +30,15 @@ def resolve_device(name: str = "auto") -> torch.device:
         return torch.device("cpu")
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise SSSSegError("device 'cuda' requested but PyTorch sees no CUDA GPU (use cpu or auto)")
+            raise DeviceError(f"device '{name}' requested but PyTorch sees no CUDA GPU: use --device cpu or "
+                              "--device auto")
         return torch.device(name)
     if name == "mps":
         if not _mps_available():
-            raise SSSSegError("device 'mps' requested but Apple MPS is not available (use cpu or auto)")
+            raise DeviceError("device 'mps' requested but Apple MPS is not available: use --device cpu or "
+                              "--device auto")
         return torch.device("mps")
-    raise SSSSegError(f"unknown device {name!r}; choose auto, cpu, cuda or mps")
+    raise DeviceError(f"unknown device {name!r}; choose auto, cpu, cuda or mps")
 
 
 def _mps_available() -> bool:

@@ -1,4 +1,5 @@
-"""DFE: discriminative feature enhancement of one FPN scale (DESIGN.md section 1).
+"""DFE: discriminative feature enhancement of one FPN scale (SSS: Zhu et al., 2025,
+arXiv 2506.08949; where it sits in the model: docs/architecture.md).
 
 Two views (training): weak features F_w and strong features F_s, both (B, C, H, W):
 

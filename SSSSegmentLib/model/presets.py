@@ -35,7 +35,7 @@ class ModelPreset:
         return list(self.hydra_overrides)
 
 
-# Reduced Hiera for tests and from-scratch training (DESIGN.md section 4): 2.6 M parameters,
+# Reduced Hiera for tests and from-scratch training (the bundled model's preset): 2.6 M parameters,
 # FPN 64 channels at 64x64, 32x32 and 16x16 for a 256x256 input.
 _TINY_OVERRIDES: tuple[str, ...] = (
     "++model.image_size=256",

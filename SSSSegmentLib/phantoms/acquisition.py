@@ -1,6 +1,6 @@
 """Scan grid and scanner effects: field of view, tissue texture, in-plane blur, noise, calibration, and the
-per-case artefacts that make real thick-slice CT show a blood-density rim inside the skull (DESIGN.md
-section 10): a slice sensitivity profile wider than the slice, a point spread with a wide tail, beam
+per-case artefacts that make real thick-slice CT show a blood-density rim inside the skull
+(docs/phantoms.md): a slice sensitivity profile wider than the slice, a point spread with a wide tail, beam
 hardening near the skull with cupping, streaks at the skull base, and a truncated field of view.
 
 Arrays are (K, J, I) float32 HU on an axial grid (LPS, identity direction).

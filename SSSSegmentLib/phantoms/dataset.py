@@ -45,7 +45,8 @@ def prepare_dataset_dir(out_dir: Path, overwrite: bool) -> None:
         raise OutputError(f"dataset path exists and is not a directory: {out_dir}")
     if out_dir.is_dir() and any(out_dir.iterdir()):
         if not overwrite:
-            raise OutputError(f"dataset directory is not empty, not overwriting (use overwrite): {out_dir}")
+            raise OutputError(f"dataset directory is not empty, not overwriting (use --overwrite; "
+                              f"from Python, overwrite=True): {out_dir}")
         (out_dir / INDEX_NAME).unlink(missing_ok=True)  # first, so a half-rewritten folder never looks complete
         for sub in (IMAGES_DIR, LABELS_DIR, UNLABELED_DIR):
             for old in (out_dir / sub).glob("*.nii.gz"):

@@ -1,4 +1,4 @@
-"""Realism check of phantoms: HU by distance from the skull's inner table (DESIGN.md section 10).
+"""Realism check of phantoms: HU by distance from the skull's inner table (docs/phantoms.md).
 
 Real thick-slice head CT shows a blood-density rim (50-90 HU) inside the skull, 1-4 mm from bone, that
 is not blood. ``band_profile`` measures it on any volume: the share of intracranial voxels at blood
@@ -20,7 +20,7 @@ from ..fsutil import atomic_path
 from .config import Phantom
 
 BONE_HU = 300.0
-BAND_HU = (50.0, 90.0)  # acute blood density, as measured on real scans (DESIGN.md section 10)
+BAND_HU = (50.0, 90.0)  # acute blood density, as measured on real scans (docs/phantoms.md)
 BANDS_MM: tuple[tuple[float, float], ...] = ((0.0, 1.5), (1.5, 2.5), (2.5, 4.0), (4.0, 8.0), (8.0, math.inf))
 LABEL_MARGIN_VOXELS = 3
 CAVITY_MARGIN_MM = 1.0  # closer voxels mix with bone on any scan
@@ -150,8 +150,13 @@ def realism_report(profiles: Sequence[BandProfile], reference: BandProfile | Non
         "# Phantom realism: HU by distance from the skull",
         "",
         f"Share of intracranial voxels at {lo:g}-{hi:g} HU (and their median HU) by distance from bone "
-        f"(> {BONE_HU:g} HU), leaving out voxels within {LABEL_MARGIN_VOXELS} voxels of a label "
-        "(DESIGN.md section 10). The first band holds voxels 1-1.5 mm from bone (closer ones are left out).",
+        f"(> {BONE_HU:g} HU), leaving out voxels within {LABEL_MARGIN_VOXELS} voxels of a label. "
+        "The first band holds voxels 1-1.5 mm from bone (closer ones are left out).",
+        "",
+        "Why it matters: real thick-slice head CT shows a band of blood density 1-4 mm inside the skull that "
+        "is not blood (the bone's point spread, the slice profile reaching the skull above and below, beam "
+        "hardening). A model trained on phantoms without that band calls it epidural or subdural blood, so "
+        "the phantoms' range should cover the real scan's.",
         "",
     ]
     rows = list(summarise(profiles, f"phantoms ({len(profiles)} cases)")) if profiles else []

@@ -1,7 +1,7 @@
 """Prompt Generator with Physical Constraints (PCPG): coarse class probabilities -> SAM-2 prompts.
 
-Pure numpy/scipy on the volume grid (arrays ``[k, j, i]``); see DESIGN.md section 1 and
-``generator.generate_prompts``.
+Pure numpy/scipy on the volume grid (arrays ``[k, j, i]``); see docs/architecture.md (step 4c)
+and ``generator.generate_prompts``.
 """
 
 from SSSSegmentLib.prompts.anatomy import CavityConfig, inner_table_distance_mm, intracranial_cavity

@@ -2,8 +2,9 @@
 
 scipy's distance transforms and labelling release the GIL, so per-slice anatomy (closing the skull
 ring, slice by slice) runs on several cores at once. The pool has one thread per usable core, at most
-``MAX_THREADS``, and no more than ``OMP_NUM_THREADS`` when that is set (as torch reads it), so a
-batch job that runs one process per core keeps one thread each.
+``MAX_THREADS``, no more than ``OMP_NUM_THREADS`` when that is set (as torch reads it) and no more
+than the count ``threads.use_threads`` chose (``--threads``, ``$SSSSEG_THREADS``), so a batch job
+that runs one process per core keeps one thread each.
 """
 
 from __future__ import annotations
@@ -20,8 +21,11 @@ _Out = TypeVar("_Out")
 
 
 def slice_threads() -> int:
-    """Threads for per-slice work: usable cores, capped by ``MAX_THREADS`` and ``OMP_NUM_THREADS``."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    """Threads for per-slice work: usable cores, capped by ``MAX_THREADS``, ``OMP_NUM_THREADS`` and the
+    process's chosen thread count."""
+    from ..threads import chosen_threads, usable_cores
+
+    cores = min(usable_cores(), chosen_threads() or MAX_THREADS)
     limit = os.environ.get("OMP_NUM_THREADS", "")
     if limit.strip().isdigit() and int(limit) > 0:
         cores = min(cores, int(limit))

@@ -140,7 +140,7 @@ def save_case_qc(
     items = render_case_slices(volume, labels_zyx, slices, style)
     volumes_ml = class_volumes_ml(labels_zyx, volume.geometry.spacing_mm)
     found = bool(np.any(labels_zyx))
-    return write_png(_page(items, volumes_ml, title, found, style), out_png, overwrite)
+    return write_png(_page(items, volumes_ml, title, found, style, volume.warnings), out_png, overwrite)
 
 
 def status_line(found: bool, n_slices: int, volumes_ml: dict[str, float]) -> str:
@@ -173,8 +173,9 @@ def _slice_item(item: SliceTiles) -> np.ndarray:
 
 
 def _page(items: list[SliceTiles], volumes_ml: dict[str, float], title: str, found: bool,
-          style: QCStyle) -> np.ndarray:
-    """Title, finding banner, the grid of slices, the legend with volumes and a key to the picture."""
+          style: QCStyle, warnings: Sequence[str] = ()) -> np.ndarray:
+    """Title, finding banner, the volume's warnings (one coloured line each, e.g. missing slices), the grid
+    of slices, the legend with volumes and a key to the picture."""
     grid = tile_grid([_slice_item(item) for item in items], style.slices_per_row)
     width = max(grid.shape[1], legend_min_width(volumes_ml=volumes_ml))
     grid = pad_canvas(grid, grid.shape[0], width, x=(width - grid.shape[1]) // 2)
@@ -183,10 +184,17 @@ def _page(items: list[SliceTiles], volumes_ml: dict[str, float], title: str, fou
     key = (f"outlines drawn just outside each finding; windows left to right: {windows}; "
            "R = patient right; slice numbers from 0")
     parts = [text_strip(title, width, 28, font_px=18)] if title else []
-    parts += [banner if found else _coloured(banner), grid, render_legend(width, volumes_ml=volumes_ml),
+    parts += [banner if found else _coloured(banner)]
+    parts += [_coloured(warning_strip(line, width)) for line in warnings]
+    parts += [grid, render_legend(width, volumes_ml=volumes_ml),
               text_strip(key, width, 20, font_px=13)]
     page = np.concatenate(parts, axis=0)
     return pad_canvas(page, page.shape[0] + MARGIN_PX, width)
+
+
+def warning_strip(line: str, width: int) -> np.ndarray:
+    """One warning of the volume as a white text strip ``width`` pixels wide (recoloured on the page)."""
+    return text_strip(line, width, 24, font_px=14)
 
 
 def _coloured(strip: np.ndarray) -> np.ndarray:

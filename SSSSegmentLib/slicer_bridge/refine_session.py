@@ -133,12 +133,17 @@ class RefineController:
 def load_refine_model(preset: str | None = None, device: str = "auto", checkpoint: str | None = None) -> Any:
     """The model for in-process refinement, chosen as the segment job chooses it (``SegmentOptions``):
     an SSS checkpoint or official SAM-2 weights (by suffix), else the bundled model of ``preset``, else
-    the best bundled model installed. ``device``: a GUI choice (``gpu`` -> CUDA or MPS)."""
+    the best bundled model installed. ``device``: a GUI choice (``gpu`` -> CUDA or MPS).
+
+    Sets torch's threads in Slicer's process to the interactive default (``threads``: the usable cores
+    less one, leaving a core to Slicer's UI; ``$SSSSEG_THREADS`` overrides it)."""
     from pathlib import Path
 
     from .. import api
+    from ..threads import use_threads
     from .engine import SAM2_CHECKPOINT_SUFFIXES, engine_device
 
+    use_threads(interactive=True)
     torch_device = engine_device(device)
     if checkpoint and Path(checkpoint).suffix.lower() in SAM2_CHECKPOINT_SUFFIXES:
         return api.load_model(preset, sam2_checkpoint=checkpoint, device=torch_device)

@@ -17,7 +17,8 @@ import numpy as np
 
 from ..errors import InputError
 from .geometry import CTVolume
-from .stack_resample import AIR_HU, SliceStack, stack_to_volume
+from .slice_gaps import gap_warnings
+from .stack_resample import AIR_HU, SliceStack, stack_layout, stack_to_volume
 
 LogFn = Callable[[str], None]
 
@@ -155,12 +156,25 @@ def read_dicom_series(folder: Path, series_uid: str | None = None, log: LogFn | 
                      f"set to {AIR_HU:.0f} HU (air)")
     stack = SliceStack(slices_hu=slices_hu, positions_lps=positions, row_dir=row_dir, col_dir=col_dir,
                        pixel_spacing=spacing, tilt_tag_deg=_tilt_tag(datasets[0]))
+    layout = stack_layout(stack)
+    thickness = np.asarray([_float_tag(d, "SliceThickness") for d in datasets])[layout.order]
+    warnings = gap_warnings(layout.heights, thickness, str(folder))  # refuses a series with a wide gap
     hu_zyx, geometry, resample_notes, planes = stack_to_volume(stack, resample_tilt=resample_tilt)
     notes.extend(resample_notes)
+    notes.extend(warnings)
     for line in notes:
         if log is not None:
             log(line)
-    return CTVolume(hu_zyx=hu_zyx, geometry=geometry, source=str(folder), notes=tuple(notes), planes=planes)
+    return CTVolume(hu_zyx=hu_zyx, geometry=geometry, source=str(folder), notes=tuple(notes), planes=planes,
+                    warnings=warnings)
+
+
+def _float_tag(dataset, name: str) -> float:  # noqa: ANN001
+    """A numeric tag's value, NaN when it is absent, empty or not a number."""
+    try:
+        return float(dataset.get(name))
+    except (TypeError, ValueError):
+        return float("nan")
 
 
 def _tilt_tag(dataset) -> float | None:  # noqa: ANN001

@@ -116,6 +116,8 @@ class CTVolume:
     ``planes``: for a DICOM stack resampled along k (gantry tilt, uneven spacing), its acquired slices on
     this grid's in-plane pixels and how they blend into ``hu_zyx`` (:class:`AcquiredPlanes`),
     so the model can look at the S acquired planes instead of the K resampled slices; None otherwise.
+    ``warnings``: what makes the result less trustworthy (missing slices, ``slice_gaps``); also in
+    ``notes``, and shown in the QC picture and the command's ``done`` event.
     """
 
     hu_zyx: np.ndarray
@@ -123,6 +125,7 @@ class CTVolume:
     source: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
     planes: AcquiredPlanes | None = None
+    warnings: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def shape_zyx(self) -> tuple[int, int, int]:

@@ -30,6 +30,18 @@ def full_suffix(path: Path, known: tuple[str, ...]) -> str | None:
     return next((s for s in known if name.endswith(s)), None)
 
 
+def input_folder(path: Path) -> Path | None:
+    """The DICOM folder ``read_volume`` reads for ``path``: the folder itself, or the folder of a single
+    file that is not a NIfTI/NRRD/MetaImage/2D picture (a DICOM slice: its series is read from its
+    folder); None for single-file volumes and missing paths."""
+    path = Path(path)
+    if path.is_dir():
+        return path
+    if not path.is_file() or full_suffix(path, ITK_VOLUME_SUFFIXES + IMAGE_2D_SUFFIXES):
+        return None
+    return path.parent if read_dicom_header(path) is not None else None
+
+
 def read_volume(path: Path, log: LogFn | None = None, series_uid: str | None = None,
                 resample_tilt: bool = True) -> CTVolume:
     """Read a CT volume as HU float32 [k, j, i] with LPS geometry.
@@ -91,24 +103,50 @@ _NIFTI_FLOAT_TYPES = {16: np.float32, 64: np.float64}
 
 
 def _nifti_nonfinite_count(path: Path) -> int:
-    """NaN/inf voxels stored in a float NIfTI file (ITK's reader silently turns them into 0)."""
-    import gzip
+    """NaN/inf voxels stored in a float NIfTI file (ITK's reader silently turns them into 0).
 
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    with opener(path, "rb") as f:
-        raw = f.read()
+    Also the check that the file holds all its voxels: ITK reads a truncated NIfTI (gzipped or not)
+    without complaint, filling the missing voxels, so a cut-off file raises InputError here, naming it.
+    """
+    raw = _nifti_bytes(path)
     order = "<" if int.from_bytes(raw[:4], "little") in (348, 540) else ">"
     if int.from_bytes(raw[:4], "little" if order == "<" else "big") == 540:  # NIfTI-2
-        datatype = int(np.frombuffer(raw, f"{order}i2", 1, 12)[0])
+        datatype, bitpix = (int(v) for v in np.frombuffer(raw, f"{order}i2", 2, 12))
         offset = int(np.frombuffer(raw, f"{order}i8", 1, 168)[0])
+        dims = np.frombuffer(raw, f"{order}i8", 8, 16)
     else:
-        datatype = int(np.frombuffer(raw, f"{order}i2", 1, 70)[0])
+        datatype, bitpix = (int(v) for v in np.frombuffer(raw, f"{order}i2", 2, 70))
         offset = int(np.frombuffer(raw, f"{order}f4", 1, 108)[0])
+        dims = np.frombuffer(raw, f"{order}i2", 8, 40)
+    n_dims = int(np.clip(dims[0], 1, 7))
+    expected = offset + int(np.prod(np.maximum(dims[1:n_dims + 1].astype(np.int64), 1))) * bitpix // 8
+    if len(raw) < expected:
+        raise InputError(f"{path} is truncated: it holds {len(raw)} of the {expected} bytes its header "
+                         "announces (an interrupted copy or download?)")
     if datatype not in _NIFTI_FLOAT_TYPES:
         return 0
     dtype = np.dtype(_NIFTI_FLOAT_TYPES[datatype]).newbyteorder(order)
     values = np.frombuffer(raw, dtype, (len(raw) - offset) // dtype.itemsize, offset)
     return int(values.size - np.count_nonzero(np.isfinite(values)))
+
+
+def _nifti_bytes(path: Path) -> bytes:
+    """The file's bytes, un-gzipped for ``.gz``; InputError naming the file when it is cut off or damaged."""
+    import gzip
+    import zlib
+
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except EOFError as error:
+        raise InputError(f"{path} is truncated: the compressed data ends early "
+                         "(an interrupted copy or download?)") from error
+    except (OSError, zlib.error) as error:
+        raise InputError(f"cannot read {path}: the file is damaged ({error})") from error
+    if len(raw) < 352:
+        raise InputError(f"{path} is truncated: {len(raw)} bytes, shorter than a NIfTI header")
+    return raw
 
 
 def _as_3d(image, size: tuple[int, ...], path: Path):  # noqa: ANN001, ANN202  (SimpleITK.Image)
