@@ -541,9 +541,10 @@ class SSSSegmentLogic(ScriptedLoadableModuleLogic):
         return job.wait(should_cancel=_processEventsNeverCancel)
 
     def segmentFiles(self, paths, outputDir, preset=None, device="auto", checkpoint=None, overwrite=False, qc=True):
-        """Batch: ``<outputDir>/<name>.seg.nrrd`` and its QC picture ``<name>.qc.png`` (``qc=False``: none) per
-        input, and ``volumes.csv``; returns the CaseResults. The model is chosen as in :meth:`segmentVolume`
-        (default: the best bundled model installed)."""
+        """Batch on the engine's ``sssseg batch``: ``<outputDir>/<case_id>.seg.nrrd`` and its QC picture
+        ``<case_id>.qc.png`` (``qc=False``: none) per case (a DICOM folder gives one case per series), and
+        ``results.csv``; the same call again resumes. Returns the CaseResults. The model is chosen as in
+        :meth:`segmentVolume` (default: the best bundled model installed)."""
         from SSSSegmentLib.runner import ProgressEvent
         from SSSSegmentLib.slicer_bridge.batch import segment_files
         from SSSSegmentLib.slicer_bridge.engine import SegmentOptions
@@ -552,7 +553,7 @@ class SSSSegmentLogic(ScriptedLoadableModuleLogic):
 
         def report(name, event):
             if isinstance(event, ProgressEvent):
-                slicer.util.showStatusMessage(f"{name}: {event.stage} {100 * event.fraction:.0f}%")
+                slicer.util.showStatusMessage(f"{name}: {event.message} ({100 * event.fraction:.0f}%)")
             slicer.app.processEvents()
 
         options = SegmentOptions(preset, device, checkpoint or None, overwrite=overwrite)

@@ -60,8 +60,13 @@ def segment_command(input_path: Path, output_path: Path, options: SegmentOptions
     args = ["segment", str(input_path), str(output_path)]
     if qc_png is not None:
         args += ["--qc", str(qc_png)]
-    if options.preset:
-        args += ["--preset", options.preset]
+    return python_module_command(ENGINE_MODULE, *args, *engine_options_args(options), python=python)
+
+
+def engine_options_args(options: SegmentOptions) -> list[str]:
+    """The engine flags for ``options`` (model, device, ``--progress json``, overwrite), as ``segment``
+    and ``batch`` take them. InputError when the model file does not exist."""
+    args = ["--preset", options.preset] if options.preset else []
     args += ["--device", engine_device(options.device), "--progress", "json"]
     if options.checkpoint:
         checkpoint = Path(options.checkpoint)
@@ -73,7 +78,7 @@ def segment_command(input_path: Path, output_path: Path, options: SegmentOptions
         args.append("--overwrite")
     if options.allow_untrained:
         args.append("--untrained")
-    return python_module_command(ENGINE_MODULE, *args, python=python)
+    return args
 
 
 def engine_environment(base: Mapping[str, str] | None = None) -> dict[str, str]:
