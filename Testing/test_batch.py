@@ -325,3 +325,28 @@ def test_a_killed_batch_resumes_without_losing_or_repeating_a_case(tmp_path: Pat
     assert all(r["status"] == "ok" and (out / r["label_file"]).is_file() for r in after)
     assert [r for r in after if r["case_id"] in before] == sorted(before.values(), key=lambda r: r["case_id"])
     assert not (out / ".staging").exists()
+
+
+def test_slicer_logic_batch_runs_on_the_batch_engine_and_resumes(tmp_path: Path) -> None:
+    from SSSSegmentLib.runner import LogEvent
+    from SSSSegmentLib.slicer_bridge.batch import segment_files
+
+    scan = write_phantoms(tmp_path / "in", range(730, 731))[0]
+    mr = write_bad_studies(tmp_path / "bad", scan)["mr_like"]
+    out = tmp_path / "out"
+    out.mkdir()
+    results = segment_files([scan, mr], out)
+    assert [(r.case_id, r.ok) for r in results] == [("case730", True), ("mr_like", False)]
+    assert "Hounsfield" in results[1].error and results[1].output_path == ""
+    assert results[0].output_path == str(out / "case730.seg.nrrd") and results[0].qc_path == str(out / "case730.qc.png")
+    labels = labels_of(out / "case730.seg.nrrd")
+    voxel_ml = float(np.prod(sitk.ReadImage(str(scan)).GetSpacing())) / 1000.0
+    assert results[0].volumes_ml["IPH"] == pytest.approx((labels == 2).sum() * voxel_ml, abs=2e-3)
+    logs: list[str] = []
+    again = segment_files([scan, mr], out, on_event=lambda name, e: logs.append(e.message)
+                          if isinstance(e, LogEvent) else None)
+    assert again == results and any("1 done before, 0 to do, 1 failed before" in line for line in logs)
+    quiet = tmp_path / "no_qc"
+    quiet.mkdir()
+    (result,) = segment_files([scan], quiet, qc=False)
+    assert result.ok and result.qc_path == "" and not list(quiet.glob("*.png"))
