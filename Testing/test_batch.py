@@ -8,6 +8,7 @@ The Ray cluster test (two `ray start` nodes on this machine) is in test_batch_cl
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 import signal
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from test_cli_series_nifti import _write_series
 
 from SSSSegmentLib.batch.cases import Case, discover_cases
 from SSSSegmentLib.batch.identity import ModelIdentity
@@ -87,21 +89,6 @@ def labels_of(path: Path) -> np.ndarray:
 
 
 # -- finding cases -------------------------------------------------------------------------------------
-def _write_dicom_slice(path: Path, series_uid: str, instance: int) -> None:
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = CTImageStorage, generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
-    ds.Modality, ds.SeriesInstanceUID, ds.InstanceNumber = "CT", series_uid, instance
-    ds.Rows = ds.Columns = 4
-    ds.save_as(path, enforce_file_format=True)
-
-
 def test_discovery_finds_volume_files_and_one_case_per_dicom_series(tmp_path: Path) -> None:
     root = tmp_path / "archive"
     for rel in ("2024/p1.nii.gz", "2024/p2.nrrd", "2025/deep/p3.mha", ".hidden/p4.nii.gz", "out/old.seg.nrrd"):
@@ -109,19 +96,18 @@ def test_discovery_finds_volume_files_and_one_case_per_dicom_series(tmp_path: Pa
         (root / rel).write_bytes(b"x")
     (root / "2024" / "notes.txt").write_text("not a scan")
     one, two = root / "2025" / "study_a", root / "study_b"
-    for folder, uids in ((one, ["1.2.3"]), (two, ["1.2.4", "1.2.5"])):
+    for folder in (one, two):
         folder.mkdir(parents=True)
-        for n, uid in enumerate(uids * 2):
-            _write_dicom_slice(folder / f"IM{n:04d}", uid, n)
+    _write_series(one, 3, 0.0)
+    uids = sorted([_write_series(two, 3, 0.0), _write_series(two, 4, 50.0)])
     cases = discover_cases([root], exclude=root / "out")
-    # sha1("1.2.4")[:8] = 9e0a2228, sha1("1.2.5")[:8] = 6a4f4029 (python3 -c "import hashlib; ...")
+    by_uid = sorted((f"study_b__s{hashlib.sha1(uid.encode()).hexdigest()[:8]}", "study_b", uid) for uid in uids)
     assert [(c.case_id, c.path.relative_to(root).as_posix(), c.series_uid) for c in cases] == [
         ("2024__p1", "2024/p1.nii.gz", None),
         ("2024__p2", "2024/p2.nrrd", None),
         ("2025__deep__p3", "2025/deep/p3.mha", None),
         ("2025__study_a", "2025/study_a", None),
-        ("study_b__s6a4f4029", "study_b", "1.2.5"),
-        ("study_b__s9e0a2228", "study_b", "1.2.4"),
+        *by_uid,
     ]
     # a single file or series folder given itself is named after itself
     assert [c.case_id for c in discover_cases([root / "2024" / "p1.nii.gz", one])] == ["p1", "study_a"]

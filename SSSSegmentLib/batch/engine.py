@@ -18,7 +18,7 @@ from ..classes import HEMORRHAGE_CLASSES
 from ..errors import OutputError
 from ..fsutil import check_writable_output
 from ..progress import ProgressCallback, silent
-from .cases import discover_cases
+from .cases import Case, discover_cases
 from .identity import ModelIdentity, pin_model
 from .plan import finish_case, outcome_row, plan_batch, recover_staging
 from .results import RESULTS_CSV, ResultRow, append_result, batch_lock, read_results, write_results
@@ -107,7 +107,7 @@ def run_batch(options: BatchOptions, progress: ProgressCallback = silent, log: C
     return _summary([final[c] for c in sorted(found)], new_rows, time.perf_counter() - start, table, model)
 
 
-def _run(todo: Sequence, out_dir: Path, spec: ModelSpec, model: ModelIdentity, ray: RayOptions,
+def _run(todo: Sequence[Case], out_dir: Path, spec: ModelSpec, model: ModelIdentity, ray: RayOptions,
          progress: ProgressCallback, log: Callable[[str], None],
          on_case: Callable[[ResultRow], None] | None) -> list[ResultRow]:
     """Segment ``todo``; append each row, then move its files in; return the new rows."""
