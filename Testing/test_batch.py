@@ -211,7 +211,7 @@ def test_staged_outputs_of_a_written_row_are_moved_in_and_others_removed(tmp_pat
     assert not (tmp_path / "unwritten.seg.nrrd").exists() and list(staging.iterdir()) == []
 
 
-def test_more_workers_without_ray_say_what_to_install(tmp_path: Path, monkeypatch, capsys) -> None:  # noqa: ANN001
+def test_more_workers_without_ray_or_a_missing_input_end_in_one_line(tmp_path: Path, monkeypatch, capsys) -> None:  # noqa: ANN001
     monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
     scan = write_phantoms(tmp_path / "in", range(1))[0]
     code = main(["batch", str(scan), str(tmp_path / "out"), "--workers", "2", "--progress", "none"])
@@ -219,6 +219,10 @@ def test_more_workers_without_ray_say_what_to_install(tmp_path: Path, monkeypatc
     assert code == 1 and len(err) == 1
     assert err[0].startswith("sssseg: error: ") and "pip install 'sssseg[cluster]'" in err[0]
     assert not (tmp_path / "out").exists()
+    code = main(["batch", str(scan), str(tmp_path / "missing.nii.gz"), str(tmp_path / "out"), "--progress", "none"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err == [f"sssseg: error: input does not exist: {tmp_path / 'missing.nii.gz'}"]
+    assert not (tmp_path / "out").exists()  # nothing created for a batch that cannot start
 
 
 # -- whole batches -------------------------------------------------------------------------------------

@@ -85,11 +85,13 @@ def run_batch(options: BatchOptions, progress: ProgressCallback = silent, log: C
     another batch, done with another model without ``overwrite``), SSSSegError (Ray missing or no
     worker started); a bad case never raises: it is a ``failed`` row."""
     start = time.perf_counter()
-    out_dir = _checked_out_dir(options.out_dir)
+    out_dir = _usable_out_dir(options.out_dir)
+    cases = discover_cases(options.inputs, exclude=out_dir)  # bad inputs or no model: nothing is created
+    spec, model = pin_model(options.spec)
+    out_dir.mkdir(exist_ok=True)
+    check_writable_output(out_dir / RESULTS_CSV, overwrite=True)
     table = out_dir / RESULTS_CSV
     with batch_lock(out_dir):
-        cases = discover_cases(options.inputs, exclude=out_dir)
-        spec, model = pin_model(options.spec)
         rows = read_results(table)
         for case_id in recover_staging(out_dir, rows):
             log(f"{case_id}: finished moving its outputs (the previous run stopped in between)")
@@ -137,17 +139,14 @@ def _run(todo: Sequence[Case], out_dir: Path, spec: ModelSpec, model: ModelIdent
     return new_rows
 
 
-def _checked_out_dir(out_dir: Path) -> Path:
-    """``out_dir`` (created when its parent exists), checked writable; OutputError otherwise."""
-    out_dir = Path(out_dir)
+def _usable_out_dir(out_dir: Path) -> Path:
+    """``out_dir`` as an absolute path: OutputError when it is a file or its parent folder is missing."""
+    out_dir = Path(out_dir).absolute()
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputError(f"output folder is a file: {out_dir}")
-    if not out_dir.exists():
-        if not out_dir.parent.is_dir():
-            raise OutputError(f"the folder that should hold {out_dir.name} does not exist: {out_dir.parent}")
-        out_dir.mkdir()
-    check_writable_output(out_dir / RESULTS_CSV, overwrite=True)
-    return out_dir.resolve()
+    if not out_dir.parent.is_dir():
+        raise OutputError(f"the folder that should hold {out_dir.name} does not exist: {out_dir.parent}")
+    return out_dir
 
 
 def _summary(rows: list[ResultRow], new_rows: list[ResultRow], wall_s: float, table: Path,
