@@ -542,10 +542,11 @@ class SSSSegmentLogic(ScriptedLoadableModuleLogic):
 
     def segmentFiles(self, paths, outputDir, preset=None, device="auto", checkpoint=None, overwrite=False, qc=True,
                      dicomSeg=False):
-        """Batch: ``<outputDir>/<name>.seg.nrrd`` and its QC picture ``<name>.qc.png`` (``qc=False``: none) per
-        input, and ``volumes.csv``; returns the CaseResults. ``dicomSeg=True``: also a DICOM Segmentation
-        ``<name>.dcm`` for each DICOM input (for PACS). The model is chosen as in :meth:`segmentVolume`
-        (default: the best bundled model installed)."""
+        """Batch on the engine's ``sssseg batch``: ``<outputDir>/<case_id>.seg.nrrd`` and its QC picture
+        ``<case_id>.qc.png`` (``qc=False``: none) per case (a DICOM folder gives one case per series), and
+        ``results.csv``; the same call again resumes. ``dicomSeg=True``: also a DICOM Segmentation
+        ``<case_id>.dcm`` for each DICOM case (for PACS). Returns the CaseResults. The model is chosen as in
+        :meth:`segmentVolume` (default: the best bundled model installed)."""
         from SSSSegmentLib.runner import ProgressEvent
         from SSSSegmentLib.slicer_bridge.batch import segment_files
         from SSSSegmentLib.slicer_bridge.engine import SegmentOptions
@@ -554,7 +555,7 @@ class SSSSegmentLogic(ScriptedLoadableModuleLogic):
 
         def report(name, event):
             if isinstance(event, ProgressEvent):
-                slicer.util.showStatusMessage(f"{name}: {event.stage} {100 * event.fraction:.0f}%")
+                slicer.util.showStatusMessage(f"{name}: {event.message} ({100 * event.fraction:.0f}%)")
             slicer.app.processEvents()
 
         options = SegmentOptions(preset, device, checkpoint or None, overwrite=overwrite)

@@ -132,6 +132,9 @@ def _parser() -> argparse.ArgumentParser:
     from .registry.commands import add_parsers
 
     add_parsers(sub)  # models list|activate|rollback|import, finetune
+    from .batch.command import add_batch_parser
+
+    add_batch_parser(sub, _add_model_args)
     return parser
 
 
@@ -279,8 +282,14 @@ def _cmd_finetune(args: argparse.Namespace, out: Reporter) -> int:
     return cmd_finetune(args, out)
 
 
+def _cmd_batch(args: argparse.Namespace, out: Reporter) -> int:
+    from .batch.command import cmd_batch
+
+    return cmd_batch(args, out)
+
+
 COMMANDS = {"segment": _cmd_segment, "phantoms": _cmd_phantoms, "evaluate": _cmd_evaluate, "demo": _cmd_demo,
-            "models": _cmd_models, "finetune": _cmd_finetune}
+            "models": _cmd_models, "finetune": _cmd_finetune, "batch": _cmd_batch}
 
 
 def main(argv: list[str] | None = None) -> int:

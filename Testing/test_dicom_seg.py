@@ -9,6 +9,7 @@ GE series: ``test_dicom_seg_tilted.py``; bad requests: ``test_dicom_seg_refusals
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import subprocess
@@ -208,7 +209,7 @@ def test_real_model_seg_equals_the_seg_nrrd_of_the_same_run(phantom_dir, tmp_pat
 
 
 
-# --- the Slicer batch (logic.segmentFiles(..., dicomSeg=True)) with the real engine -------------------
+# --- the batch (sssseg batch --dicom-seg, as logic.segmentFiles(..., dicomSeg=True) runs it), real engine
 
 
 def test_batch_writes_a_seg_for_dicom_inputs_only(phantom_dir, tmp_path: Path) -> None:  # noqa: ANN001, F811
@@ -223,9 +224,16 @@ def test_batch_writes_a_seg_for_dicom_inputs_only(phantom_dir, tmp_path: Path) -
                             dicom_seg=True)
     assert [r.ok for r in results] == [True, True], [r.error for r in results]
     assert [r.dicom_seg_path for r in results] == [str(out / "ct_series.dcm"), ""]
-    assert sorted(p.name for p in out.iterdir()) == ["ct_series.dcm", "ct_series.seg.nrrd", "other.seg.nrrd",
-                                                     "volumes.csv"]
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [  # not the batch's lock file
+        "ct_series.dcm", "ct_series.seg.nrrd", "other.seg.nrrd", "results.csv"]
     expected, _, _ = read_labelmap(out / "ct_series.seg.nrrd")
     np.testing.assert_array_equal(highdicom_labels(out / "ct_series.dcm", uids), expected)
+    with open(out / "results.csv", newline="") as fh:
+        assert [row["dicom_seg_file"] for row in csv.DictReader(fh)] == ["ct_series.dcm", ""]
+    seg_bytes = (out / "ct_series.dcm").read_bytes()
+    again = segment_files([folder, nifti], out, SegmentOptions("tiny", "cpu", overwrite=False), qc=False,
+                          dicom_seg=True)  # a rerun resumes: both cases kept, the SEG untouched
+    assert [r.dicom_seg_path for r in again] == [str(out / "ct_series.dcm"), ""]
+    assert (out / "ct_series.dcm").read_bytes() == seg_bytes
 
 

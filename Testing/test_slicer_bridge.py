@@ -6,7 +6,6 @@ with the engine's own writer, so the whole volume node -> engine -> segmentation
 
 from __future__ import annotations
 
-import csv
 import os
 import subprocess
 import sys
@@ -21,7 +20,6 @@ from expected_terminology import KEY_NAME_RGB, expected_tag
 from SSSSegmentLib.classes import HEMORRHAGE_CLASSES
 from SSSSegmentLib.errors import Cancelled, CheckpointError, InputError, OutputError
 from SSSSegmentLib.fsutil import file_sha256
-from SSSSegmentLib.slicer_bridge.batch import VOLUMES_CSV, case_name, segment_files
 from SSSSegmentLib.slicer_bridge.checkpoints import import_checkpoint
 from SSSSegmentLib.slicer_bridge.dependencies import NEVER_INSTALL, PIP_REQUIREMENTS, install_steps
 from SSSSegmentLib.slicer_bridge.engine import SegmentOptions, engine_device, segment_command
@@ -272,7 +270,7 @@ def test_import_checkpoint_verifies_and_registers(tmp_path: Path) -> None:
 
 
 
-# -- the segment job and the batch, with a fake engine -------------------------------------------
+# -- the segment job, with a fake engine (the batch: Testing/test_batch.py) -------------------------------------------
 FAKE_ENGINE = """
 import json, sys, time
 import SimpleITK as sitk
@@ -354,33 +352,6 @@ def test_segment_job_error_and_cancel_leave_the_scene_alone(scene, fake_spawn, m
     with pytest.raises(Cancelled):
         job.wait(poll_interval_s=0.02, should_cancel=lambda: next(polls) > 5)
     assert scene.GetNumberOfNodes() == nodes_before and job.result_node is None
-
-
-def test_segment_files_writes_outputs_and_a_volume_table(tmp_path: Path, fake_spawn) -> None:  # noqa: ANN001
-    from SSSSegmentLib.volumes.io import write_volume
-
-    good = write_volume(tmp_path / "case_a.nii.gz", _phantom_ct())
-    bad = write_volume(tmp_path / "case_b.nrrd", CTVolume(np.full((3, 4, 5), -1000.0, np.float32), OBLIQUE))
-    out = tmp_path / "out"
-    out.mkdir()
-    results = segment_files([good, bad, tmp_path / "missing.nrrd"], out, spawn=fake_spawn)
-    assert [r.ok for r in results] == [True, False, False]
-    assert (out / "case_a.seg.nrrd").is_file() and not (out / "case_b.seg.nrrd").exists()
-    assert (out / "case_a.qc.png").read_bytes() == b"a QC picture"  # QC pictures are on by default
-    assert [r.qc_path for r in results] == [str(out / "case_a.qc.png"), "", ""]
-    with open(out / VOLUMES_CSV, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    assert list(rows[0])[:3] == ["input", "output", "EDH_ml"] and rows[0]["qc"] == str(out / "case_a.qc.png")
-    assert rows[0]["IPH_ml"] == "12.000" and "not a CT volume" in rows[1]["error"]
-    assert "does not exist" in rows[2]["error"]
-    assert case_name(good) == "case_a"
-    with pytest.raises(OutputError, match="exists"):
-        segment_files([good], out, spawn=fake_spawn)  # volumes.csv is not overwritten by default
-    quiet = tmp_path / "no_qc"
-    quiet.mkdir()
-    (result,) = segment_files([good], quiet, spawn=fake_spawn, qc=False)
-    assert result.ok and result.qc_path == "" and sorted(p.name for p in quiet.iterdir()) == [
-        "case_a.seg.nrrd", VOLUMES_CSV]
 
 
 def test_install_packages_sets_sam2_env_only_for_its_step(monkeypatch) -> None:  # noqa: ANN001

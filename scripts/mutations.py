@@ -282,5 +282,28 @@ INPUT_SAFETY = (
              "SSSSegmentLib/volumes/io.py", "    if len(raw) < expected:", "    if False:", (_SAFE,)),
 )
 
+_BATCH = "Testing/test_batch.py::"
+BATCH = (
+    Mutation("batch-cut-row-read", "batch", "results.csv: a row cut by a crash (no newline) is read as a row",
+             "SSSSegmentLib/batch/results.py", 'complete = text[: text.rfind("\\n") + 1]', "complete = text",
+             (_BATCH + "test_rows_are_appended_whole_and_a_cut_last_line_is_ignored",)),
+    Mutation("batch-failed-always-redone", "batch", "a rerun retries failed cases without --redo-failed",
+             "SSSSegmentLib/batch/plan.py", "return None if redo_failed else row", "return None",
+             (_BATCH + "test_rerun_keeps_done_cases_and_redoes_only_what_it_must",)),
+    Mutation("batch-done-redone", "batch", "a rerun redoes the cases already done",
+             "SSSSegmentLib/batch/plan.py",
+             "return row if same_model and all((out_dir / n).is_file() for n in names) else None", "return None",
+             (_BATCH + "test_a_killed_batch_resumes_without_losing_or_repeating_a_case",)),
+    Mutation("batch-staging-dropped", "batch", "files of a case whose row was written are dropped, not moved in",
+             "SSSSegmentLib/batch/plan.py", "            move_into_place(folder, out_dir, names)\n",
+             "            pass\n", (_BATCH + "test_staged_outputs_of_a_written_row_are_moved_in_and_others_removed",)),
+    Mutation("batch-no-lock", "batch", "two batches may write the same output folder",
+             "SSSSegmentLib/batch/results.py", "fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)", "pass",
+             (_BATCH + "test_a_second_batch_cannot_write_to_the_same_folder",)),
+    Mutation("batch-out-dir-searched", "batch", "the output folder inside an input is searched for cases",
+             "SSSSegmentLib/batch/cases.py", " and (here / d).resolve() != skip", "",
+             (_BATCH + "test_discovery_finds_volume_files_and_one_case_per_dicom_series",)),
+)
+
 MUTATIONS: tuple[Mutation, ...] = (PROMPTS + VOLUMES + SEGFILES + TRAINING + SLICER + MODEL + FALSE_ALARMS
-                                   + INTERACTIVE + SPEED + DECODER_TUNE + INPUT_SAFETY)
+                                   + INTERACTIVE + SPEED + DECODER_TUNE + INPUT_SAFETY + BATCH)

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 # Keep in step with scripts/requirements.txt (Testing/test_slicer_bridge.py checks it), minus
-# numpy and SimpleITK (Slicer's own), slicer-core (Slicer itself), pytest, ruff and dcmqi (test tools).
+# numpy and SimpleITK (Slicer's own), slicer-core (Slicer itself), pytest, ruff and dcmqi (test tools),
+# and ray (the optional `cluster` extra: Slicer's batch runs one worker in its engine process).
 PIP_REQUIREMENTS: tuple[str, ...] = (
     "scipy==1.16.3",
     "scikit-image==0.25.2",
@@ -27,7 +28,7 @@ PIP_REQUIREMENTS: tuple[str, ...] = (
     "iopath==0.1.10",
     "highdicom==0.28.2",
 )
-NEVER_INSTALL = ("numpy", "simpleitk", "slicer-core", "pytest", "ruff", "vtk", "dcmqi")  # dcmqi: a test reader
+NEVER_INSTALL = ("numpy", "simpleitk", "slicer-core", "pytest", "ruff", "vtk", "dcmqi", "ray")  # dcmqi: a test reader
 TORCH_VERSION = "2.13.0"  # the pin of scripts/setup.sh (CPU build)
 # In Slicer, PyTorchUtils picks the build for the machine's GPU/driver, so only a floor is given:
 # sam2 1.1.0 needs torch >= 2.5.1.

@@ -52,19 +52,21 @@ def engine_device(device: str) -> str:
 
 
 def segment_command(input_path: Path, output_path: Path, options: SegmentOptions,
-                    python: str | None = None, qc_png: Path | None = None, dicom_seg: Path | None = None) -> list[str]:
+                    python: str | None = None, qc_png: Path | None = None) -> list[str]:
     """``python -m SSSSegmentLib.cli segment INPUT OUTPUT --progress json ...`` as an argument list.
 
-    ``qc_png``: also write the case's QC picture there (``--qc``); ``dicom_seg``: also a DICOM SEG
-    (``--dicom-seg``, DICOM input only).
+    ``qc_png``: also write the case's QC picture there (``--qc``).
     """
     args = ["segment", str(input_path), str(output_path)]
     if qc_png is not None:
         args += ["--qc", str(qc_png)]
-    if dicom_seg is not None:
-        args += ["--dicom-seg", str(dicom_seg)]
-    if options.preset:
-        args += ["--preset", options.preset]
+    return python_module_command(ENGINE_MODULE, *args, *engine_options_args(options), python=python)
+
+
+def engine_options_args(options: SegmentOptions) -> list[str]:
+    """The engine flags for ``options`` (model, device, ``--progress json``, overwrite), as ``segment``
+    and ``batch`` take them. InputError when the model file does not exist."""
+    args = ["--preset", options.preset] if options.preset else []
     args += ["--device", engine_device(options.device), "--progress", "json"]
     if options.checkpoint:
         checkpoint = Path(options.checkpoint)
@@ -76,7 +78,7 @@ def segment_command(input_path: Path, output_path: Path, options: SegmentOptions
         args.append("--overwrite")
     if options.allow_untrained:
         args.append("--untrained")
-    return python_module_command(ENGINE_MODULE, *args, python=python)
+    return args
 
 
 def engine_environment(base: Mapping[str, str] | None = None) -> dict[str, str]:
