@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from SSSSegmentLib.classes import CLASS_BY_KEY, NUM_LABELS
-from SSSSegmentLib.prompts import KEPT, generate_prompts
+from SSSSegmentLib.phantoms import SCANNER_PROFILES, PhantomConfig, generate_phantom
+from SSSSegmentLib.prompts import KEPT, generate_prompts, window_sizes
 from SSSSegmentLib.prompts.cavity_map import cavity_map
 from SSSSegmentLib.volumes.geometry import Geometry
 
@@ -123,3 +124,32 @@ def test_head_holder_lines_beside_the_head_do_not_join_the_skull():
     with_holder = cavity_map(hu, GEOMETRY)
     assert with_holder.closed_k.all()
     assert np.array_equal(with_holder.mask, clean.mask)
+
+
+def test_continuity_windows_are_capped_in_millimetres_on_thin_slices():
+    # 163 slices of 1.5 mm (the scan): S/3..S/2 = 55..81 slices (82-122 mm); capped at 50-75 mm:
+    # ceil(50 / 1.5) = 34 .. floor(75 / 1.5) = 50 slices.
+    assert window_sizes(163, 1.5, (50.0, 75.0)) == range(34, 51)
+    assert window_sizes(163) == range(55, 82)
+    # 30 slices of 5 mm (BHSD): both rules give 10..15 slices
+    assert window_sizes(30, 5.0, (50.0, 75.0)) == window_sizes(30) == range(10, 16)
+
+
+def test_a_lesion_over_20_one_mm_slices_is_kept_and_the_log_gives_its_windows_in_mm():
+    config = PhantomConfig(matrix=256, slice_thickness_mm=1.0, num_slices=200, lesion_keys=("IPH",),
+                           lesion_size_quantiles=(0.3, 0.6))
+    phantom = generate_phantom(2, config, SCANNER_PROFILES["thin_slice"])
+    truth = phantom.labels_zyx == IPH
+    ks = np.flatnonzero(truth.any(axis=(1, 2)))
+    assert phantom.geometry.spacing_mm[2] == 1.0 and ks[-1] - ks[0] + 1 == 20
+    labels = phantom.labels_zyx.copy()
+    rng = np.random.default_rng(0)
+    for _ in range(40):  # scattered false IPH candidates at the skull base and in the neck
+        k, j, i = int(rng.integers(0, 50)), *(int(x) for x in rng.integers(20, 236, 2))
+        labels[k : k + 3, j - 3 : j + 3, i - 3 : i + 3] = IPH
+    result = generate_prompts(probs(labels), phantom.hu_zyx, phantom.geometry)
+    [lesion] = [d for d in result.decisions if d.slice_range == (int(ks[0]), int(ks[-1]))]
+    assert lesion.dropped_by == KEPT
+    assert "continuity: spans 20 slice(s) (20 mm), supported by " in lesion.reason
+    assert " windows of 50-75 mm (50-75 slices) (>= 50%" in lesion.reason
+    assert np.array_equal(result.kept_zyx == IPH, truth)

@@ -233,7 +233,7 @@ def _judge_class(
     pad, spacing = _view_padding(geometry, config), spacing_zyx(geometry)
     views = [component_view(comps, cid, hu_zyx, pad, spacing) for cid in range(1, comps.count + 1)]
     volumes = np.array([v.volume_ml for v in views])
-    continuity = continuity_outcomes(comps.slice_counts(hu_zyx.shape[0]), volumes, config.continuity)
+    continuity = continuity_outcomes(comps.slice_counts(hu_zyx.shape[0]), volumes, config.continuity, spacing[0])
     return [(v, _decide(v, _component_rules(v, c, anatomy, config))) for v, c in zip(views, continuity, strict=True)]
 
 
