@@ -84,7 +84,7 @@ def _windows_text(sizes: range, slice_mm: float | None) -> str:
     n = f"{sizes.start}-{sizes.stop - 1} slices"
     if not slice_mm:
         return f"windows of {n}"
-    return f"windows of {sizes.start * slice_mm:g}-{(sizes.stop - 1) * slice_mm:g} mm ({n})"
+    return f"windows of {sizes.start * slice_mm:.0f}-{(sizes.stop - 1) * slice_mm:.0f} mm ({n})"
 
 
 def window_support(slice_counts: np.ndarray, tau: float, min_share: float, sizes: range | None = None
@@ -132,7 +132,7 @@ def continuity_outcomes(slice_counts: np.ndarray, volumes_ml: np.ndarray, cfg: C
         n_slices = int(np.count_nonzero(counts))
         fraction = support[comp] / total[comp] if total[comp] else 0.0
         scored = (
-            f"spans {n_slices} slice(s){f' ({n_slices * slice_mm:g} mm)' if slice_mm else ''}, supported by "
+            f"spans {n_slices} slice(s){f' ({n_slices * slice_mm:.0f} mm)' if slice_mm else ''}, supported by "
             f"{support[comp]}/{total[comp]} {windows} "
             f"({'>=' if fraction >= cfg.min_window_fraction else '<'} {cfg.min_window_fraction:.0%}; "
             f"tau {cfg.tau}, share {cfg.min_piece_share})"
