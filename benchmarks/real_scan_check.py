@@ -9,7 +9,13 @@ NRRD; none of them may be in the model's training data), this prints:
    a dense core, IVH layering, sulcal SAH) inserted into the same scan, one class per case.
 
     .venv/bin/python benchmarks/real_scan_check.py ../shared/data/ct_head_ge_tilted [--inserted 3]
-        [--checkpoint SSS.safetensors] [--out benchmarks/results/real_scan_check.md]
+        [--checkpoint SSS.safetensors] [--out benchmarks/results/real_scan_check.md] [--variants]
+
+``--variants`` also runs each scan's real-geometry variants (``real_geometry_variants.py``: the field
+of view cut at the front and below the vertex, a synthetic head holder, resampled to 1.5 mm and a
+256 matrix): the mL called on each clean variant, and the Dice of the same inserted lesions (inserted
+into the whole scan, then cut or resampled with it; a case whose lesion the variant cuts away is
+left out of that variant's mean).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(1, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 
@@ -39,6 +46,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--inserted", type=int, default=3, help="cases per class with an inserted lesion")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, help="also write the tables as markdown here")
+    p.add_argument("--variants", action="store_true", help="also the real-geometry variants of each scan")
     return p.parse_args(argv)
 
 
@@ -64,6 +72,49 @@ def inserted_dice(volume: CTVolume, model: api.LoadedModel, n_per_class: int, se
     return scores
 
 
+def variant_rows(volume: CTVolume, model: api.LoadedModel, n_per_class: int, seed: int) -> list[tuple]:
+    """Per variant: (name, mL per class on the clean variant, Dice lists per class of the inserted cases)."""
+    from real_geometry_variants import VARIANTS, transform
+
+    from SSSSegmentLib.phantoms.insertion import InsertionConfig, insert_into, prepare_background
+
+    background = prepare_background(volume.hu_zyx, volume.geometry, InsertionConfig())
+    keys = [k for k in KEYS for _ in range(n_per_class)]
+    cases = [(key, insert_into(background, np.random.default_rng(seed + n), keys=(key,))) for n, key in enumerate(keys)]
+    rows = []
+    for name in VARIANTS:
+        t0 = time.perf_counter()
+        hu, _, geometry = transform(name, volume.hu_zyx, None, volume.geometry)
+        clean = volume if name == "as is" else CTVolume(hu, geometry, source=name)
+        ml = api.segment_volume(clean, model).volumes_ml
+        scores: dict[str, list[float]] = {k: [] for k in KEYS}
+        for key, inserted in cases:
+            label = next(c.label for c in HEMORRHAGE_CLASSES if c.key == key)
+            hu_v, labels_v, geometry_v = transform(name, inserted.hu_zyx, inserted.labels_zyx, volume.geometry)
+            if not (labels_v == label).any():
+                continue
+            result = api.segment_volume(CTVolume(hu_v, geometry_v, source=f"inserted, {name}"), model)
+            scores[key].append(dice(result.labels_zyx == label, labels_v == label))
+        rows.append((name, ml, scores))
+        print(f"{name}: {sum(ml.values()):.2f} mL on the clean variant ({time.perf_counter() - t0:.0f} s)", flush=True)
+    return rows
+
+
+def variant_report(scan: str, rows: list[tuple]) -> str:
+    """Markdown: per variant the clean mL, the inserted Dice per class and its mean, and the change from as is."""
+    lines = [f"Real-geometry variants of {scan}:", "",
+             "| variant | mL, clean | " + " | ".join(KEYS) + " | mean Dice | vs as is |",
+             "|---|---|" + "---|" * (len(KEYS) + 2)]
+    base = None
+    for name, ml, scores in rows:
+        means = [statistics.fmean(scores[k]) for k in KEYS if scores[k]]
+        mean = statistics.fmean(means) if means else float("nan")
+        base = mean if base is None else base
+        cells = " | ".join(f"{statistics.fmean(scores[k]):.2f} ({len(scores[k])})" if scores[k] else "-" for k in KEYS)
+        lines.append(f"| {name} | {sum(ml.values()):.2f} | {cells} | {mean:.2f} | {mean - base:+.2f} |")
+    return "\n".join(lines)
+
+
 def report(rows: list[tuple[str, dict[str, float], list[str]]], dice_rows: list[tuple[str, dict]]) -> str:
     lines = ["| scan | " + " | ".join(KEYS) + " | total mL | largest dropped candidates |",
              "|---|" + "---|" * (len(KEYS) + 2)]
@@ -83,16 +134,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     model = api.load_model(checkpoint=args.checkpoint, device="cpu")
     print(f"model: {model.source}", flush=True)
-    rows, dice_rows = [], []
+    rows, dice_rows, extra = [], [], []
     for scan in args.scans:
         t0 = time.perf_counter()
         volume = api.read_ct(scan)
         ml, notes = false_alarms(volume, model)
         rows.append((scan.name, ml, notes))
         print(f"{scan.name}: {sum(ml.values()):.2f} mL called ({time.perf_counter() - t0:.0f} s)", flush=True)
-        if args.inserted:
+        if args.variants:
+            extra.append(variant_report(scan.name, variant_rows(volume, model, args.inserted, args.seed)))
+        elif args.inserted:
             dice_rows.append((scan.name, inserted_dice(volume, model, args.inserted, args.seed)))
-    text = report(rows, dice_rows)
+    text = "\n\n".join([report(rows, dice_rows), *extra]) if dice_rows else "\n\n".join([report(rows, []), *extra])
     print(text)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
