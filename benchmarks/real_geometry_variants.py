@@ -23,11 +23,14 @@ VERTEX_CUT_MM = 20.0  # the scan stops this far below the top of the head
 
 
 def _head_rows(hu: np.ndarray, geometry: Geometry, axis: int, min_width_mm: float = 40.0) -> np.ndarray:
-    """Indices along ``axis`` (1 = j, 2 = i) where some slice has at least ``min_width_mm`` of tissue
-    (> -300 HU) across (thin holder lines do not count)."""
+    """Indices along ``axis`` (1 = j, 2 = i) where a slice of the middle third of the volume (the cranial
+    vault, not the face) has at least ``min_width_mm`` of tissue (> -300 HU) across (thin holder lines do
+    not count)."""
     other = 2 if axis == 1 else 1
     px = float(geometry.spacing_mm[2 - other])
-    width = np.count_nonzero(hu > -300, axis=other).max(axis=0)  # (n along axis)
+    n_k = hu.shape[0]
+    middle = hu[n_k // 3 : max(2 * n_k // 3, n_k // 3 + 1)]
+    width = np.count_nonzero(middle > -300, axis=other).max(axis=0)  # (n along axis)
     return np.flatnonzero(width * px >= min_width_mm)
 
 

@@ -47,6 +47,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, help="also write the tables as markdown here")
     p.add_argument("--variants", action="store_true", help="also the real-geometry variants of each scan")
+    p.add_argument("--cases", type=Path, help="with --variants: a folder of inserted cases (int16 HU and labels, "
+                   "one .npz per case) read when there, else written, so two versions of the code score the "
+                   "same lesions")
     return p.parse_args(argv)
 
 
@@ -72,15 +75,34 @@ def inserted_dice(volume: CTVolume, model: api.LoadedModel, n_per_class: int, se
     return scores
 
 
-def variant_rows(volume: CTVolume, model: api.LoadedModel, n_per_class: int, seed: int) -> list[tuple]:
-    """Per variant: (name, mL per class on the clean variant, Dice lists per class of the inserted cases)."""
-    from real_geometry_variants import VARIANTS, transform
-
+def inserted_cases(volume: CTVolume, n_per_class: int, seed: int, folder: Path | None) -> list[tuple]:
+    """(class key, HU float32 (K, J, I), labels uint8) per case: inserted here (and saved to ``folder``), or
+    read from ``folder`` when it holds them."""
+    keys = [k for k in KEYS for _ in range(n_per_class)]
+    paths = [folder / f"case_{n:02d}_{key}.npz" for n, key in enumerate(keys)] if folder else []
+    if paths and all(p.exists() for p in paths):
+        return [(key, np.load(p)["hu"].astype(np.float32), np.load(p)["labels"]) for key, p in zip(keys, paths,
+                                                                                                     strict=True)]
     from SSSSegmentLib.phantoms.insertion import InsertionConfig, insert_into, prepare_background
 
     background = prepare_background(volume.hu_zyx, volume.geometry, InsertionConfig())
-    keys = [k for k in KEYS for _ in range(n_per_class)]
-    cases = [(key, insert_into(background, np.random.default_rng(seed + n), keys=(key,))) for n, key in enumerate(keys)]
+    cases = []
+    for n, key in enumerate(keys):
+        inserted = insert_into(background, np.random.default_rng(seed + n), keys=(key,))
+        hu = np.rint(inserted.hu_zyx).astype(np.int16)  # as stored, so a run that reads them sees the same
+        cases.append((key, hu.astype(np.float32), inserted.labels_zyx))
+        if folder:
+            folder.mkdir(parents=True, exist_ok=True)
+            np.savez_compressed(paths[n], hu=hu, labels=inserted.labels_zyx)
+    return cases
+
+
+def variant_rows(volume: CTVolume, model: api.LoadedModel, n_per_class: int, seed: int,
+                 folder: Path | None = None) -> list[tuple]:
+    """Per variant: (name, mL per class on the clean variant, Dice lists per class of the inserted cases)."""
+    from real_geometry_variants import VARIANTS, transform
+
+    cases = inserted_cases(volume, n_per_class, seed, folder)
     rows = []
     for name in VARIANTS:
         t0 = time.perf_counter()
@@ -88,9 +110,9 @@ def variant_rows(volume: CTVolume, model: api.LoadedModel, n_per_class: int, see
         clean = volume if name == "as is" else CTVolume(hu, geometry, source=name)
         ml = api.segment_volume(clean, model).volumes_ml
         scores: dict[str, list[float]] = {k: [] for k in KEYS}
-        for key, inserted in cases:
+        for key, hu_case, labels_case in cases:
             label = next(c.label for c in HEMORRHAGE_CLASSES if c.key == key)
-            hu_v, labels_v, geometry_v = transform(name, inserted.hu_zyx, inserted.labels_zyx, volume.geometry)
+            hu_v, labels_v, geometry_v = transform(name, hu_case, labels_case, volume.geometry)
             if not (labels_v == label).any():
                 continue
             result = api.segment_volume(CTVolume(hu_v, geometry_v, source=f"inserted, {name}"), model)
@@ -142,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append((scan.name, ml, notes))
         print(f"{scan.name}: {sum(ml.values()):.2f} mL called ({time.perf_counter() - t0:.0f} s)", flush=True)
         if args.variants:
-            extra.append(variant_report(scan.name, variant_rows(volume, model, args.inserted, args.seed)))
+            extra.append(variant_report(scan.name, variant_rows(volume, model, args.inserted, args.seed, args.cases)))
         elif args.inserted:
             dice_rows.append((scan.name, inserted_dice(volume, model, args.inserted, args.seed)))
     text = "\n\n".join([report(rows, dice_rows), *extra]) if dice_rows else "\n\n".join([report(rows, []), *extra])
