@@ -93,8 +93,8 @@ def _parser() -> argparse.ArgumentParser:
     ph.add_argument("--matrix", type=int, default=512, help="in-plane matrix (default 512)")
     ph.add_argument("--geometry-variants", nargs="+", default=(), metavar="VARIANT",
                     help="real-geometry variants, one drawn per case (none fov_front fov_back fov_side fov_vertex "
-                         "head_holder craniectomy burr_holes matrix_256 rectangular thin_slices small_head; "
-                         "default: every case plain)")
+                         "head_holder craniectomy burr_holes matrix_256 matrix_384 rectangular thin_slices "
+                         "thick_slices small_head; default: every case plain; see docs/real_geometry.md)")
     ph.add_argument("--realism-cases", type=int, default=24,
                     help="cases measured for OUTDIR/realism.md, spread over the set (default 24)")
 

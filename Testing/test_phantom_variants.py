@@ -37,6 +37,11 @@ def test_plain_cases_are_unchanged_and_bad_variant_names_are_refused():
     none = generate_phantom(7, PhantomConfig(matrix=96, geometry_variants=("none",)))
     assert none.variant == plain.variant == "none"
     assert np.array_equal(none.hu_zyx, plain.hu_zyx) and np.array_equal(none.labels_zyx, plain.labels_zyx)
+    grids = {v: generate_phantom(7, PhantomConfig(matrix=96, geometry_variants=(v,)))
+             for v in ("matrix_256", "matrix_384", "thin_slices", "thick_slices")}
+    assert grids["matrix_256"].hu_zyx.shape[1:] == (256, 256) and grids["matrix_384"].hu_zyx.shape[1:] == (384, 384)
+    assert 1.0 <= grids["thin_slices"].geometry.spacing_mm[2] <= 1.5
+    assert 5.5 <= grids["thick_slices"].geometry.spacing_mm[2] <= 6.0
     with pytest.raises(InputError, match="geometry_variants"):
         generate_phantom(7, PhantomConfig(matrix=96, geometry_variants=("fov_top",)))
 

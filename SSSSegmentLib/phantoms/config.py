@@ -103,7 +103,8 @@ SCANNER_PROFILES: dict[str, ScannerProfile] = {
 }
 LESION_KEYS = ("EDH", "IPH", "IVH", "SAH", "SDH")
 GEOMETRY_VARIANT_NAMES = ("none", "fov_front", "fov_back", "fov_side", "fov_vertex", "head_holder", "craniectomy",
-                          "burr_holes", "matrix_256", "rectangular", "thin_slices", "small_head")
+                          "burr_holes", "matrix_256", "matrix_384", "rectangular", "thin_slices", "thick_slices",
+                          "small_head")
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ random stream, so the head and its lesions stay those of the plain case):
 - ``craniectomy``: a bone flap missing: the bone of a 70-100 degree sector, 40-70 mm high in the upper
   head, on one side or the front, becomes soft tissue (scalp density).
 - ``burr_holes``: 1-3 round holes of 10-14 mm through the skull of the upper head.
-- ``matrix_256``: a 256 matrix; ``rectangular``: rows of air cut off front and back (J < I);
-  ``thin_slices``: slices of 1.0-1.5 mm; ``small_head``: 0.7-0.9 mm pixels on 512 (a head that is
-  small in the image).
+- ``matrix_256``, ``matrix_384``: those matrices; ``rectangular``: rows of air cut off front and back
+  (J < I); ``thin_slices``: slices of 1.0-1.5 mm; ``thick_slices``: 5.5-6.0 mm; ``small_head``:
+  0.7-0.9 mm pixels on 512 (a head that is small in the image).
 
 ``none`` leaves the case as it is. Arrays are ``[k, j, i]``; LPS: j runs posterior, k superior.
 Lesion records describe the lesions as drawn (a crop may cut a lesion; the labels are cropped with
@@ -36,10 +36,12 @@ _BONE = (Tissue.BONE_CORTICAL, Tissue.BONE_DIPLOE, Tissue.SUTURE)
 
 def config_for_variant(config: PhantomConfig, variant: str, rng: np.random.Generator) -> PhantomConfig:
     """The generator config of ``variant`` (grid variants change it; the others keep it)."""
-    if variant == "matrix_256":
-        return replace(config, matrix=256)
+    if variant in ("matrix_256", "matrix_384"):
+        return replace(config, matrix=int(variant[-3:]))
     if variant == "thin_slices":
         return replace(config, slice_thickness_mm=float(np.round(rng.uniform(1.0, 1.5), 2)))
+    if variant == "thick_slices":
+        return replace(config, slice_thickness_mm=float(np.round(rng.uniform(5.5, 6.0), 2)))
     if variant == "small_head":
         return replace(config, pixel_spacing_mm=(0.7, 0.9))
     return config
