@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from SSSSegmentLib.prompts.components import largest_region
 from SSSSegmentLib.prompts.parallel import map_slices
 
 _WORK_MM = 1.5  # pixel size (about) of the head-body work grid
@@ -42,15 +43,6 @@ def _unpooled(mask: np.ndarray, f: tuple[int, int], shape_ji: tuple[int, int]) -
     return mask.repeat(f[0], axis=0).repeat(f[1], axis=1)[: shape_ji[0], : shape_ji[1]]
 
 
-def _largest(mask: np.ndarray) -> np.ndarray:
-    labels, n = ndimage.label(mask)
-    if n <= 1:
-        return mask
-    sizes = np.bincount(labels.ravel())
-    sizes[0] = 0
-    return labels == int(np.argmax(sizes))
-
-
 def _opened(mask: np.ndarray, radius_mm: float, spacing: tuple[float, float]) -> np.ndarray:
     """Opening by a Euclidean disk via distance transforms; the array border is not background."""
     if radius_mm <= 0 or not mask.any():
@@ -67,7 +59,7 @@ def head_body(hu_ji: np.ndarray, spacing_ji: tuple[float, float], head_tissue_hu
     f = _pool_factor(spacing_ji)
     work_spacing = (spacing_ji[0] * f[0], spacing_ji[1] * f[1])
     tissue = _pooled(hu_ji > head_tissue_hu, f)
-    body = _largest(_opened(tissue, head_open_mm, work_spacing))
+    body = largest_region(_opened(tissue, head_open_mm, work_spacing))
     if not body.any():
         return np.zeros(hu_ji.shape, dtype=bool)
     return _unpooled(ndimage.binary_fill_holes(body), f, hu_ji.shape)
