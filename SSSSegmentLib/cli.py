@@ -102,6 +102,10 @@ def _parser() -> argparse.ArgumentParser:
     ph.add_argument("--artefact-strength", type=float, nargs=2, default=(0.0, 1.0), metavar=("LO", "HI"),
                     help="range of the per-case scanner-artefact strength, 0 clean .. 1 strong (default 0 1)")
     ph.add_argument("--matrix", type=int, default=512, help="in-plane matrix (default 512)")
+    ph.add_argument("--geometry-variants", nargs="+", default=(), metavar="VARIANT",
+                    help="real-geometry variants, one drawn per case (none fov_front fov_back fov_side fov_vertex "
+                         "head_holder craniectomy burr_holes matrix_256 matrix_384 rectangular thin_slices "
+                         "thick_slices small_head; default: every case plain; see docs/real_geometry.md)")
     ph.add_argument("--realism-cases", type=int, default=24,
                     help="cases measured for OUTDIR/realism.md, spread over the set (default 24)")
 
@@ -243,7 +247,8 @@ def _cmd_phantoms(args: argparse.Namespace, out: Reporter) -> int:
         if args.realism_cases > 0 and index % every == 0:
             profiles.append(phantom_profile(phantom, case_id))
 
-    config = PhantomConfig(matrix=args.matrix, artefact_strength=tuple(args.artefact_strength))
+    config = PhantomConfig(matrix=args.matrix, artefact_strength=tuple(args.artefact_strength),
+                           geometry_variants=tuple(args.geometry_variants))
     dataset_json = write_dataset(args.outdir, n=args.n, seed=args.seed, labeled_fraction=args.labeled_fraction,
                                  config=config, overwrite=args.overwrite, on_case=measure)
     print(f"wrote {args.n} phantom cases: {dataset_json}")

@@ -100,7 +100,7 @@ def segment_axial(
     progress("prompts", 0.72, "physical constraints")
     with clock.stage("prompts"):
         prompt_set = prompts_from_candidates(candidates, volume.hu_zyx, volume.geometry, config.prompts)
-    for line in decision_log_lines(prompt_set.decisions):
+    for line in (*prompt_set.notes, *decision_log_lines(prompt_set.decisions)):
         (log or LOG.info)(f"PCPG: {line}")
     prompts = list(prompt_set.prompts)
     with clock.stage("refine"):

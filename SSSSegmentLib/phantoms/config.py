@@ -102,6 +102,9 @@ SCANNER_PROFILES: dict[str, ScannerProfile] = {
     )
 }
 LESION_KEYS = ("EDH", "IPH", "IVH", "SAH", "SDH")
+GEOMETRY_VARIANT_NAMES = ("none", "fov_front", "fov_back", "fov_side", "fov_vertex", "head_holder", "craniectomy",
+                          "burr_holes", "matrix_256", "matrix_384", "rectangular", "thin_slices", "thick_slices",
+                          "small_head")
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,9 @@ class PhantomConfig:
     ``artefact_strength``: range of the per-case scanner-artefact strength (0 = clean, thin-slice-like;
     1 = stronger than a typical thick-slice scanner), drawn uniformly per case; see
     ``acquisition.draw_artefacts`` for what it scales.
+    ``geometry_variants``: real-geometry variants (``geometry_variants.GEOMETRY_VARIANTS``: a field of
+    view cut at the image edge, a head holder, a missing bone flap, 256 / rectangular matrices, thin
+    slices, ...), one drawn uniformly per case; empty (the default) or ``("none",)`` keeps every case plain.
     """
 
     matrix: int = 512
@@ -132,6 +138,7 @@ class PhantomConfig:
     lesion_keys: tuple[str, ...] | None = None
     lesion_size_quantiles: tuple[float, float] = (0.0, 1.0)
     artefact_strength: tuple[float, float] = (0.0, 1.0)
+    geometry_variants: tuple[str, ...] = ()
 
     def validate(self) -> None:
         """Raise InputError on a configuration that cannot be generated."""
@@ -152,6 +159,8 @@ class PhantomConfig:
             <= 1.0,
             f"lesion_keys must be among {LESION_KEYS}": self.lesion_keys is None
             or all(k in LESION_KEYS for k in self.lesion_keys),
+            f"geometry_variants must be among {GEOMETRY_VARIANT_NAMES}": all(
+                v in GEOMETRY_VARIANT_NAMES for v in self.geometry_variants),
         }
         for message, ok in checks.items():
             if not ok:
@@ -178,6 +187,7 @@ class Phantom:
     code of the tissue it replaced (so IVH sits on CSF_VENTRICLE, IPH on parenchyma, ...).
     ``geometry``: the grid (LPS, identity direction, centred origin, axial slices, k = superior).
     ``anatomy``: the drawn head (pose, sizes, sutures) for checks in the head-local frame.
+    ``variant``: the real-geometry variant applied (``geometry_variants``), "none" for a plain case.
     """
 
     hu_zyx: np.ndarray
@@ -188,6 +198,7 @@ class Phantom:
     seed: int
     scanner: ScannerProfile
     anatomy: object  # anatomy.HeadAnatomy (typed loosely to keep this module import-light)
+    variant: str = "none"  # the real-geometry variant (``PhantomConfig.geometry_variants``)
 
     def to_ct_volume(self) -> CTVolume:
         """The image as a CTVolume (shares the HU array)."""

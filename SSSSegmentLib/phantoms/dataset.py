@@ -9,8 +9,9 @@ Layout (paths in dataset.json are relative to the dataset folder, nnU-Net/BHSD s
 
 ``dataset.json`` holds ``name``, ``labels``, ``numTraining``, ``training`` [{image, label}],
 ``numUnlabeled``, ``unlabeled`` [{image}], and ``generator`` with the master seed, each case's seed,
-the config and the scanner profile, so any case can be regenerated with ``generate_phantom``, and each
-case's drawn scanner artefacts (``case_artefacts``).
+the config and the scanner profile, so any case can be regenerated with ``generate_phantom``, each
+case's drawn scanner artefacts (``case_artefacts``) and its real-geometry variant
+(``case_geometry_variants``; "none" unless ``PhantomConfig.geometry_variants`` is set).
 """
 
 from __future__ import annotations
@@ -98,11 +99,12 @@ def write_dataset(
     prepare_dataset_dir(out_dir, overwrite)
     seeds = case_seeds(seed, n)
     n_labeled = round(n * labeled_fraction)
-    training, unlabeled, seed_of_case = [], [], {}
+    training, unlabeled, seed_of_case, variant_of_case = [], [], {}, {}
     for index, case_seed in enumerate(seeds):
         case_id = f"phantom_{index:04d}"
         seed_of_case[case_id] = case_seed
         phantom = generate_phantom(case_seed, config, scanner)
+        variant_of_case[case_id] = phantom.variant
         if index < n_labeled:
             write_case_nifti(hu_int16(phantom.hu_zyx), phantom.geometry, out_dir / IMAGES_DIR / f"{case_id}.nii.gz")
             write_case_nifti(phantom.labels_zyx, phantom.geometry, out_dir / LABELS_DIR / f"{case_id}.nii.gz")
@@ -115,7 +117,8 @@ def write_dataset(
         progress("phantoms", (index + 1) / n, f"case {index + 1}/{n}")
     index_path = out_dir / INDEX_NAME
     with atomic_path(index_path) as tmp:
-        tmp.write_text(json.dumps(_index_json(training, unlabeled, seed, seed_of_case, config, scanner), indent=2))
+        index = _index_json(training, unlabeled, seed, seed_of_case, config, scanner, variant_of_case)
+        tmp.write_text(json.dumps(index, indent=2))
     return index_path
 
 
@@ -143,6 +146,7 @@ def _index_json(
     seed_of_case: dict,
     config: PhantomConfig,
     scanner: ScannerProfile,
+    variant_of_case: dict,
 ) -> dict:
     return {
         **bhsd_index("SSSSegment synthetic head-CT phantoms",
@@ -155,5 +159,6 @@ def _index_json(
             "config": asdict(config),
             "scanner": asdict(scanner),
             "case_artefacts": {case: asdict(case_artefacts(s, config, scanner)) for case, s in seed_of_case.items()},
+            "case_geometry_variants": variant_of_case,
         },
     }

@@ -29,6 +29,16 @@ Cavity recipe (``intracranial_cavity``):
    ``min_content_hu`` (air and fat: sinuses, mastoid cells, orbits) are taken out of it.
 6. Keep only the largest 6-connected 3D piece (drops orbits, sinuses and other bone-enclosed
    spaces that are not connected to the cranial cavity).
+
+Real geometry (``cavity_map``): bone counts as skull only inside the head's body (``head_contour``:
+tissue opened by ``head_open_mm``), so the thin bright lines of a head holder or the table beside
+the head never join the ring. Where the head runs into the edge of the image itself (a field of view
+that cuts the skull, no padding there), the image edge closes the ring (``close_at_image_edge``).
+A slice is *closed* when its ring (with those closings, or the image edge) encloses the cavity, or
+its cavity is borrowed from closed neighbours, or it holds no skull; on every other slice (a missing
+bone flap, a ring no closing bridges, the convex-hull guess) the cavity is *not known*, and
+``CavityMap.fallback`` there is the weaker region of ``head_contour.fallback_region``: inside the
+head, at least ``fallback_scalp_margin_mm`` from its outer contour.
 """
 
 from __future__ import annotations
@@ -41,6 +51,7 @@ import numpy as np
 from scipy import ndimage
 
 from SSSSegmentLib.errors import InputError, SSSSegError
+from SSSSegmentLib.prompts.head_contour import head_bodies
 from SSSSegmentLib.prompts.parallel import map_slices
 from SSSSegmentLib.volumes.geometry import Geometry
 
@@ -59,6 +70,12 @@ class CavityConfig:
     calcification_max_mm2: float = 50.0
     min_content_hu: float = -100.0
     largest_component_only: bool = True
+    head_tissue_hu: float = -300.0
+    head_open_mm: float = 5.0
+    close_at_image_edge: bool = True
+    fallback_scalp_margin_mm: float = 3.0
+    continued_area_ratio: float = 0.4
+    fallback_reach_mm: float = 10.0
 
     def __post_init__(self) -> None:
         if self.closing_mm < 0 or self.calcification_max_mm2 < 0 or any(r < 0 for r in self.fallback_closing_mm):
@@ -158,32 +175,35 @@ def _reclose_open_slices(
     inside_zyx: np.ndarray,
     spacing_ji: tuple[float, float],
     cfg: CavityConfig,
-) -> None:
-    """In place: slices whose cavity is under ``fallback_min_bbox_fraction`` of the bone's bounding box
+) -> np.ndarray:
+    """Bool (K,): the slices whose ring encloses the cavity (not the convex-hull guess).
+
+    In place: slices whose cavity is under ``fallback_min_bbox_fraction`` of the bone's bounding box
     are closed again with the larger ``fallback_closing_mm`` radii in turn, the first that passes is
     kept; then, with ``fallback_convex_hull`` and only where the head runs into the edge of the field
     of view (``_hull_where_cut_by_fov``), the slice's cavity is the convex hull of its closed ring (no closing of
     sensible size bridges a ring cut open by a truncated field of view). ``hu_zyx`` (K, J, I) is
     the CT crop and ``bone_zyx`` its bone mask."""
 
-    def reclose(k: int) -> None:  # slice k alone: the slices run in parallel
+    def reclose(k: int) -> bool:  # slice k alone: the slices run in parallel
         bone_ji = bone_zyx[k]
         if not bone_ji.any():
-            return
+            return True
         wanted = _wanted_px(bone_ji, cfg)
         if np.count_nonzero(inside_zyx[k]) >= wanted:
-            return
+            return True
         for closed in closings(bone_ji, cfg.fallback_closing_mm, spacing_ji):  # computed lazily: stop early
             closed |= closed_zyx[k]
             filled = fill_holes(closed) & ~closed
             if np.count_nonzero(filled) > np.count_nonzero(inside_zyx[k]):
                 closed_zyx[k], inside_zyx[k] = closed, filled
             if np.count_nonzero(inside_zyx[k]) >= wanted:
-                break
-        if cfg.fallback_convex_hull and np.count_nonzero(inside_zyx[k]) < wanted:
+                return True
+        if cfg.fallback_convex_hull:
             _hull_where_cut_by_fov(hu_zyx[k], closed_zyx[k], inside_zyx[k], spacing_ji)
+        return False
 
-    map_slices(reclose, range(bone_zyx.shape[0]))
+    return np.asarray(map_slices(reclose, range(bone_zyx.shape[0])), dtype=bool)
 
 
 def _hull_where_cut_by_fov(hu_ji: np.ndarray, closed_ji: np.ndarray, inside_ji: np.ndarray,
@@ -216,16 +236,20 @@ def _open_slices(bone_zyx: np.ndarray, inside_zyx: np.ndarray, cfg: CavityConfig
 
 def _borrow_from_neighbours(
     bone_zyx: np.ndarray, closed_zyx: np.ndarray, inside_zyx: np.ndarray, s_k: float, cfg: CavityConfig
-) -> None:
+) -> np.ndarray:
     """In place: a run of open slices (``_open_slices``) at most ``borrow_max_mm`` long between two closed
-    slices gets the overlap of their two cavities, minus its own bone."""
+    slices gets the overlap of their two cavities, minus its own bone. Returns bool (K,): the slices
+    that borrowed."""
     open_flags = _open_slices(bone_zyx, inside_zyx, cfg)
+    borrowed = np.zeros(bone_zyx.shape[0], dtype=bool)
     closed_ks = np.flatnonzero(~open_flags & bone_zyx.any(axis=(1, 2)))
     for below, above in zip(closed_ks[:-1], closed_ks[1:], strict=True):
         if above - below > 1 and (above - below - 1) * s_k <= cfg.borrow_max_mm:
             overlap = inside_zyx[below] & inside_zyx[above]
+            borrowed[below + 1 : above] = True
             for k in range(below + 1, above):
                 inside_zyx[k] |= overlap & ~closed_zyx[k]
+    return borrowed
 
 
 def _fov_contact(hu_ji: np.ndarray) -> np.ndarray:
@@ -283,27 +307,54 @@ def intracranial_cavity(hu_zyx: np.ndarray, geometry: Geometry, cfg: CavityConfi
 
     All False when no voxel reaches ``cfg.bone_hu`` (no skull in the scan).
     """
+    return cavity_and_closed(hu_zyx, geometry, cfg)[0]
+
+
+def _image_edge(shape_zyx: tuple[int, int, int]) -> np.ndarray:
+    """Bool (K, J, I): the outer rows and columns of every slice."""
+    edge = np.zeros(shape_zyx, dtype=bool)
+    edge[:, [0, -1], :] = True
+    edge[:, :, [0, -1]] = True
+    return edge
+
+
+def cavity_and_closed(hu_zyx: np.ndarray, geometry: Geometry, cfg: CavityConfig | None = None
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(cavity bool (K, J, I), bool (K,) the slices whose ring closed (or that hold no skull), the head
+    body bool (K, J, I)); see the module docstring. The cavity is all False when no voxel of the head
+    reaches ``cfg.bone_hu`` (no skull in the scan)."""
     cfg = cfg or CavityConfig()
     _check_grid(hu_zyx)
-    bone = hu_zyx >= cfg.bone_hu
+    _, s_j, s_i = spacing_zyx(geometry)
+    body = head_bodies(hu_zyx, (s_j, s_i), cfg.head_tissue_hu, cfg.head_open_mm)
+    bone = (hu_zyx >= cfg.bone_hu) & body  # a holder or the table beside the head is not skull
     cavity = np.zeros(hu_zyx.shape, dtype=bool)
-    if not bone.any():
-        return cavity
+    closed_k = np.ones(hu_zyx.shape[0], dtype=bool)
+    if bone.any():
+        closed_k = _cavity_into(cavity, hu_zyx, bone, body, geometry, cfg)
+    return cavity, closed_k, body
+
+
+def _cavity_into(cavity: np.ndarray, hu_zyx: np.ndarray, bone: np.ndarray, body: np.ndarray, geometry: Geometry,
+                 cfg: CavityConfig) -> np.ndarray:
+    """Fill ``cavity`` (K, J, I) in place from the skull ``bone``; return bool (K,): the closed slices."""
     _, s_j, s_i = spacing_zyx(geometry)
     reach_mm = max((cfg.closing_mm, *cfg.fallback_closing_mm))
     crop = _bone_crop(bone, math.ceil(reach_mm / s_j) + 2, math.ceil(reach_mm / s_i) + 2)
     closed = np.stack(map_slices(lambda b: close_slice(b, cfg.closing_mm, (s_j, s_i)), bone[crop])) | bone[crop]
+    if cfg.close_at_image_edge:  # a head cut by the image edge: the edge closes its ring
+        closed |= (_image_edge(hu_zyx.shape) & body)[crop]
     if cfg.bridge_slices:
         closed |= bridge_along_k(closed)
     inside = (_fill_per_slice(closed) | fill_holes(closed)) & ~closed
-    _reclose_open_slices(hu_zyx[crop], bone[crop], closed, inside, (s_j, s_i), cfg)
-    _borrow_from_neighbours(bone[crop], closed, inside, spacing_zyx(geometry)[0], cfg)
+    ring_closed = _reclose_open_slices(hu_zyx[crop], bone[crop], closed, inside, (s_j, s_i), cfg)
+    borrowed = _borrow_from_neighbours(bone[crop], closed, inside, spacing_zyx(geometry)[0], cfg)
     inside = _restore_small_holes(inside, cfg.calcification_max_mm2 / (s_j * s_i))
     inside &= hu_zyx[crop] >= cfg.min_content_hu
     if cfg.largest_component_only:
         inside = _largest_piece(inside)
     cavity[crop] = inside
-    return cavity
+    return ring_closed | borrowed
 
 
 def inner_table_distance_mm(hu_zyx: np.ndarray, geometry: Geometry, cavity: np.ndarray) -> np.ndarray:

@@ -18,8 +18,16 @@ A component confined to one slice is weaker evidence (one thick slice): it must 
 ``single_slice_min_ml`` (a stronger volume bar than the general one), and ``allow_single_slice``
 must be on.
 
-Window sizes: N in [ceil(S/3), floor(S/2)], each end clamped to [2, S] (N = S = 1 for a one-slice
-volume). Window piece sizes come from per-slice voxel counts of the 3D components: a component's
+Window sizes: the sketch's N in [ceil(S/3), floor(S/2)] (S = slices in the volume), but no taller
+than ``window_mm`` (default 50-75 mm): N in [min(ceil(S/3), ceil(low / s_k)), min(floor(S/2),
+floor(high / s_k))] for slices of ``s_k`` mm. S/3 to S/2 was written for BHSD's thick-slice scans
+(about 30 slices of 5 mm: 50-75 mm, where both agree); counted in slices alone, a 1.5 mm scan that also
+covers the neck (160 slices) gets windows of 80-120 mm, a third of the head or more, which hold every
+fragment of the class, so no fragment's share is large enough. With ``window_mm`` null (or no slice
+spacing given) only the sketch's rule applies. Each end is clamped to [2, S] (N = S = 1 for a
+one-slice volume); the log states the windows in mm and in slices.
+
+Window piece sizes come from per-slice voxel counts of the 3D components: a component's
 part inside a window counts as one piece (exact unless the component leaves the slab and comes
 back, which only overstates C for such rare shapes).
 """
@@ -45,36 +53,54 @@ class ContinuityConfig:
     allow_single_slice: bool = True
     single_slice_min_ml: float = 0.1
     min_window_fraction: float = 0.5
+    window_mm: tuple[float, float] | None = (50.0, 75.0)
 
     def __post_init__(self) -> None:
+        if self.window_mm is not None and not 0.0 < self.window_mm[0] <= self.window_mm[1]:
+            raise SSSSegError("continuity.window_mm must be [low, high] mm with 0 < low <= high (or null)")
         if not 0.0 < self.tau <= 1.0 or not 0.0 <= self.min_window_fraction <= 1.0:
             raise SSSSegError("continuity.tau must be in (0, 1] and continuity.min_window_fraction in [0, 1]")
         if not 0.0 < self.min_piece_share <= 1.0:
             raise SSSSegError("continuity.min_piece_share must be in (0, 1]")
 
 
-def window_sizes(n_slices: int) -> range:
-    """Window lengths N from ceil(S/3) to floor(S/2), clamped to [2, S] (at least one size)."""
+def window_sizes(n_slices: int, slice_mm: float | None = None, window_mm: tuple[float, float] | None = None
+                 ) -> range:
+    """Window lengths N in slices: ceil(S/3) to floor(S/2), each end no more than ceil(low / slice_mm)
+    and floor(high / slice_mm) for ``window_mm`` (low, high) and a slice spacing ``slice_mm`` when both
+    are given. Clamped to [2, S] (at least one size)."""
     if n_slices < 1:
         raise SSSSegError("continuity needs a volume with at least one slice")
-    low = min(max(2, math.ceil(n_slices / 3)), n_slices)
-    high = min(max(2, n_slices // 2), n_slices)
+    low_n, high_n = math.ceil(n_slices / 3), n_slices // 2
+    if slice_mm and window_mm:
+        low_n = min(low_n, math.ceil(window_mm[0] / slice_mm - 1e-9))
+        high_n = min(high_n, math.floor(window_mm[1] / slice_mm + 1e-9))
+    low = min(max(2, low_n), n_slices)
+    high = min(max(2, high_n), n_slices)
     return range(low, max(high, low) + 1)
 
 
-def window_support(slice_counts: np.ndarray, tau: float, min_share: float) -> tuple[np.ndarray, np.ndarray]:
+def _windows_text(sizes: range, slice_mm: float | None) -> str:
+    n = f"{sizes.start}-{sizes.stop - 1} slices"
+    if not slice_mm:
+        return f"windows of {n}"
+    return f"windows of {sizes.start * slice_mm:.0f}-{(sizes.stop - 1) * slice_mm:.0f} mm ({n})"
+
+
+def window_support(slice_counts: np.ndarray, tau: float, min_share: float, sizes: range | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
     """Per component: (windows that contain it, windows that support it).
 
     ``slice_counts``: int (n_components, S) voxels of each component per slice. A window supports a
     component it contains when the window is continuous (C >= ``tau``) with the component as its
     largest piece, or the component's piece is at least ``min_share`` of the window's foreground.
-    Returns two int64 arrays of shape (n_components,).
+    ``sizes``: the window lengths (default ``window_sizes(S)``). Returns two int64 arrays of shape (n_components,).
     """
     n_comp, n_slices = slice_counts.shape
     cumulative = np.concatenate([np.zeros((n_comp, 1), np.int64), np.cumsum(slice_counts, axis=1)], axis=1)
     total = np.zeros(n_comp, np.int64)
     support = np.zeros(n_comp, np.int64)
-    for size in window_sizes(n_slices):
+    for size in sizes or window_sizes(n_slices):
         pieces = cumulative[:, size:] - cumulative[:, :-size]  # (n_comp, n_windows)
         foreground = pieces.sum(axis=0)
         contains = pieces > 0
@@ -87,21 +113,27 @@ def window_support(slice_counts: np.ndarray, tau: float, min_share: float) -> tu
     return total, support
 
 
-def continuity_outcomes(slice_counts: np.ndarray, volumes_ml: np.ndarray, cfg: ContinuityConfig) -> list[RuleOutcome]:
+def continuity_outcomes(slice_counts: np.ndarray, volumes_ml: np.ndarray, cfg: ContinuityConfig,
+                        slice_mm: float | None = None) -> list[RuleOutcome]:
     """The continuity decision for every component of one class volume.
 
     ``slice_counts``: int (n_components, S) voxels per component per volume slice; ``volumes_ml``:
-    (n_components,) component volumes in mL.
+    (n_components,) component volumes in mL; ``slice_mm``: the slice spacing s_k (None: windows
+    counted in slices, the sketch's S/3 to S/2).
     """
     if slice_counts.shape[0] == 0:
         return []
-    total, support = window_support(slice_counts, cfg.tau, cfg.min_piece_share)
+    slice_mm = slice_mm if cfg.window_mm else None
+    sizes = window_sizes(slice_counts.shape[1], slice_mm, cfg.window_mm)
+    total, support = window_support(slice_counts, cfg.tau, cfg.min_piece_share, sizes)
+    windows = _windows_text(sizes, slice_mm)
     outcomes = []
     for comp, counts in enumerate(slice_counts):
         n_slices = int(np.count_nonzero(counts))
         fraction = support[comp] / total[comp] if total[comp] else 0.0
         scored = (
-            f"spans {n_slices} slice(s), supported by {support[comp]}/{total[comp]} windows "
+            f"spans {n_slices} slice(s){f' ({n_slices * slice_mm:.0f} mm)' if slice_mm else ''}, supported by "
+            f"{support[comp]}/{total[comp]} {windows} "
             f"({'>=' if fraction >= cfg.min_window_fraction else '<'} {cfg.min_window_fraction:.0%}; "
             f"tau {cfg.tau}, share {cfg.min_piece_share})"
         )

@@ -19,7 +19,8 @@ from scipy import ndimage
 
 from SSSSegmentLib.classes import CLASS_BY_LABEL, HEMORRHAGE_CLASSES, NUM_LABELS
 from SSSSegmentLib.errors import InputError
-from SSSSegmentLib.prompts.anatomy import inner_table_distance_mm, intracranial_cavity, spacing_zyx
+from SSSSegmentLib.prompts.anatomy import inner_table_distance_mm, spacing_zyx
+from SSSSegmentLib.prompts.cavity_map import CavityMap, cavity_map
 from SSSSegmentLib.prompts.components import (
     ClassComponents,
     ComponentView,
@@ -70,34 +71,52 @@ class PromptSet:
     of the accepted components (BHSD label values). ``decisions``: one per candidate component,
     ordered by (label, component_id). ``plausible_zyx``: bool (K, J, I), where blood can physically
     be (inside the intracranial cavity when a skull is found, not of bone density), for the rules
-    that are enabled; None when there are no prompts. Refined masks are confined to it.
+    that are enabled; None when there are no prompts. Refined masks are confined to it. ``notes``:
+    log lines about the anatomy the rules read (e.g. the slices whose skull ring could not be closed).
     """
 
     prompts: tuple[Prompt, ...]
     kept_zyx: np.ndarray
     decisions: tuple[ComponentDecision, ...]
     plausible_zyx: np.ndarray | None = None
+    notes: tuple[str, ...] = ()
 
 
 class _Anatomy:
-    """Cavity and inner-table distance, computed once and only when a rule needs them."""
+    """Cavity and inner-table distance, computed once and only when a rule needs them.
+
+    ``cavity`` is the cavity where the skull ring closed and, on the slices where it did not, the
+    weaker fallback region (``CavityMap.effective``): every rule that reads the cavity fails open there.
+    """
 
     def __init__(self, hu_zyx: np.ndarray, geometry: Geometry, config: PromptConfig) -> None:
         self._hu, self._geometry, self._config = hu_zyx, geometry, config
+        self._map: CavityMap | None = None
         self._cavity: np.ndarray | None = None
         self._distance: np.ndarray | None = None
         self._evidence = (np.zeros(hu_zyx.shape, dtype=bool), np.zeros(hu_zyx.shape, dtype=bool))
         self._evidence_done = np.zeros(hu_zyx.shape[0], dtype=bool)  # slices whose evidence is computed
 
     @property
+    def cavity_map(self) -> CavityMap:
+        if self._map is None:
+            self._map = cavity_map(self._hu, self._geometry, self._config.cavity)
+        return self._map
+
+    @property
     def cavity(self) -> np.ndarray:
         if self._cavity is None:
-            self._cavity = intracranial_cavity(self._hu, self._geometry, self._config.cavity)
+            self._cavity = self.cavity_map.effective()
         return self._cavity
 
     @property
     def skull_found(self) -> bool:
-        return bool(self.cavity.any())
+        return bool(self.cavity_map.mask.any())
+
+    def notes(self) -> tuple[str, ...]:
+        """The cavity's log line, when it was computed and some slices' ring was not closed."""
+        note = self._map.note() if self._map is not None else None
+        return (note,) if note else ()
 
     @property
     def distance(self) -> np.ndarray:
@@ -154,7 +173,8 @@ def _component_rules(
         (
             "intracranial",
             config.intracranial.enabled,
-            lambda: intracranial_rule(view, anatomy.cavity[view.box], anatomy.skull_found, config.intracranial),
+            lambda: intracranial_rule(view, anatomy.cavity[view.box], anatomy.skull_found, config.intracranial,
+                                      ~anatomy.cavity_map.closed_k[view.box[0]]),
         ),
         (
             "location_prior",
@@ -213,7 +233,7 @@ def _judge_class(
     pad, spacing = _view_padding(geometry, config), spacing_zyx(geometry)
     views = [component_view(comps, cid, hu_zyx, pad, spacing) for cid in range(1, comps.count + 1)]
     volumes = np.array([v.volume_ml for v in views])
-    continuity = continuity_outcomes(comps.slice_counts(hu_zyx.shape[0]), volumes, config.continuity)
+    continuity = continuity_outcomes(comps.slice_counts(hu_zyx.shape[0]), volumes, config.continuity, spacing[0])
     return [(v, _decide(v, _component_rules(v, c, anatomy, config))) for v, c in zip(views, continuity, strict=True)]
 
 
@@ -291,7 +311,7 @@ def prompts_from_candidates(
         kept_zyx[view.box][view.mask] = view.label
     prompts = _prompts(kept_views, hu_zyx.shape[1:], config)
     plausible = _plausible_voxels(hu_zyx, anatomy, config) if prompts else None
-    return PromptSet(prompts, kept_zyx, tuple(decision for _, decision in judged), plausible)
+    return PromptSet(prompts, kept_zyx, tuple(decision for _, decision in judged), plausible, anatomy.notes())
 
 
 def _plausible_voxels(hu_zyx: np.ndarray, anatomy: _Anatomy, config: PromptConfig) -> np.ndarray:

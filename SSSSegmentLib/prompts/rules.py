@@ -113,12 +113,28 @@ class IntracranialConfig:
 
 
 def intracranial_rule(
-    view: ComponentView, cavity_crop: np.ndarray, skull_found: bool, cfg: IntracranialConfig
+    view: ComponentView,
+    cavity_crop: np.ndarray,
+    skull_found: bool,
+    cfg: IntracranialConfig,
+    open_slices: np.ndarray | None = None,
 ) -> RuleOutcome:
-    """``cavity_crop``: bool cavity over the view's crop; ``skull_found``: the cavity is not empty."""
+    """``cavity_crop``: bool cavity over the view's crop (on slices whose skull ring was not closed, the
+    weaker fallback region: inside the head, away from the scalp); ``skull_found``: the cavity is not
+    empty; ``open_slices``: bool over the crop's slices, True where the ring was not closed (None: all
+    closed). Voxels on open slices are judged by the fallback region only, and the reason says so.
+    """
     if not skull_found and cfg.skip_without_skull:
         return RuleOutcome(True, "no skull found in the scan; intracranial rule skipped")
     inside = float(np.count_nonzero(cavity_crop & view.mask)) / max(view.n_voxels, 1)
     ok = inside >= cfg.min_inside_fraction
     relation = ">=" if ok else "<"
-    return RuleOutcome(ok, f"{inside:.0%} of voxels inside the skull ({relation} {cfg.min_inside_fraction:.0%})")
+    on_open = 0 if open_slices is None else int(np.count_nonzero(view.mask[open_slices]))
+    if not on_open:
+        return RuleOutcome(ok, f"{inside:.0%} of voxels inside the skull ({relation} {cfg.min_inside_fraction:.0%})")
+    limit = f"({relation} {cfg.min_inside_fraction:.0%})"
+    if on_open == view.n_voxels:
+        return RuleOutcome(ok, f"{inside:.0%} of voxels inside the head away from the scalp {limit}; all on slices "
+                               "whose skull ring was not closed (no skull test there)")
+    return RuleOutcome(ok, f"{inside:.0%} of voxels inside the skull or, for the {on_open / view.n_voxels:.0%} on "
+                           f"slices whose skull ring was not closed, inside the head away from the scalp {limit}")
