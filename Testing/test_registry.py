@@ -138,6 +138,41 @@ def test_cli_models_list_activate_rollback_import(tmp_path: Path, capsys: pytest
     assert main([*reg, "activate", "v7"]) == 2
 
 
+# README's usage line: ``sssseg models list|activate VERSION|rollback [VERSION]|import FILE [--sha256 HEX]
+# [--activate]  [--registry REGISTRY]`` puts --registry after the action; older scripts put it before.
+
+
+@pytest.mark.parametrize("where", ["after", "before"])
+def test_cli_models_accepts_registry_before_and_after_the_action(
+        tmp_path: Path, capsys: pytest.CaptureFixture, where: str) -> None:
+    registry = tmp_path / "registry"
+
+    def models(*action: str) -> int:
+        flag = ["--registry", str(registry)]
+        return main(["models", *action, *flag] if where == "after" else ["models", *flag, *action])
+
+    assert models("import", str(BUNDLED), "--sha256", file_sha256(BUNDLED), "--activate") == 0
+    assert models("import", str(BUNDLED)) == 0
+    assert models("activate", "v0002") == 0
+    assert ModelRegistry(registry).active().version == "v0002"
+    assert models("rollback") == 0
+    assert ModelRegistry(registry).active().version == "v0001"
+    assert models("rollback", "v0002") == 0
+    capsys.readouterr()
+    assert models("list") == 0
+    listing = capsys.readouterr().out.splitlines()
+    assert listing[0] == f"registry {registry}"
+    assert listing[1].startswith("  v0001") and listing[2].startswith("* v0002")
+
+
+def test_finetune_help_names_no_default_for_its_required_registry(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        main(["finetune", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--registry REGISTRY model registry folder" in text
+    assert "default: $SSSSEG_REGISTRY" not in text
+
+
 def test_engine_default_model_is_the_registry_active_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from SSSSegmentLib import api
 
@@ -150,3 +185,16 @@ def test_engine_default_model_is_the_registry_active_one(tmp_path: Path, monkeyp
     assert api.load_model(preset="tiny", device="cpu").source.startswith("registry version v0001")
     monkeypatch.setenv("SSSSEG_REGISTRY", "")
     assert api.load_model(device="cpu").source == "bundled sss_tiny.safetensors"
+
+
+def test_registry_location_does_not_import_the_store() -> None:
+    """location.py is the bottom of the package: store.py imports it, never the other way (no circle)."""
+    import ast
+
+    import SSSSegmentLib.registry.location as location
+
+    tree = ast.parse(Path(location.__file__).read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert not any(m and (m == "store" or m.endswith(".store") or m.startswith("registry")) for m in imported)
+    assert not any(isinstance(node, ast.ImportFrom) and node.level > 0 and node.module in (None, "store")
+                   for node in ast.walk(tree))

@@ -11,9 +11,15 @@ from .location import REGISTRY_ENV, default_registry_dir
 from .store import ModelRegistry
 
 
-def _registry_arg(parser: argparse.ArgumentParser, required: bool = False) -> None:
+def _registry_arg(parser: argparse.ArgumentParser, required: bool = False, inherited: bool = False) -> None:
+    """``--registry DIR``. ``inherited``: on a ``models`` action, where it may also stand after the
+    action (``sssseg models list --registry R``, README's form) as well as before it; its default is
+    then left to the ``models`` parser (argparse.SUPPRESS keeps an absent one from overwriting it)."""
+    if required:
+        parser.add_argument("--registry", type=Path, required=True, help="model registry folder")
+        return
     where = default_registry_dir()
-    parser.add_argument("--registry", type=Path, required=required, default=None if required else where,
+    parser.add_argument("--registry", type=Path, default=argparse.SUPPRESS if inherited else where,
                         help=f"model registry folder (default: ${REGISTRY_ENV}, else {where})")
 
 
@@ -22,7 +28,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     models = sub.add_parser("models", help="list, activate, roll back or import model versions")
     _registry_arg(models)
     actions = models.add_subparsers(dest="models_command", required=True)
-    actions.add_parser("list", help="the registered versions, the active one marked")
+    lst = actions.add_parser("list", help="the registered versions, the active one marked, with their gate figures")
     act = actions.add_parser("activate", help="make a version the active model")
     act.add_argument("version")
     back = actions.add_parser("rollback", help="activate an earlier version (default: the previously active one)")
@@ -31,6 +37,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     imp.add_argument("file", type=Path)
     imp.add_argument("--sha256", help="the published SHA-256 of the file")
     imp.add_argument("--activate", action="store_true", help="also make it the active model (no gate)")
+    for action in (lst, act, back, imp):
+        _registry_arg(action, inherited=True)
 
     ft = sub.add_parser("finetune", help="fine-tune on the site's corrected + unlabeled scans, behind the gate")
     ft.add_argument("--site", type=Path, required=True, help="site folder (dataset.json + corrected cases)")
