@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import InputError
-from .gate import GateRule
+from .gate import GateDecision, GateRule
 from .location import REGISTRY_ENV, default_registry_dir
 from .store import ModelRegistry
 
@@ -50,7 +50,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     ft.add_argument("--resume", action="store_true", help="continue the interrupted run in REGISTRY/work")
     ft.add_argument("--heldout-share", type=float, default=0.25,
                     help="share of corrected cases held out for validation (at least 1; default 0.25)")
-    ft.add_argument("--max-dice-drop", type=float, default=0.0, help="gate: tolerated Dice drop (default 0)")
+    ft.add_argument("--reference-margin", type=float, default=GateRule.reference_margin,
+                    help="gate: non-inferiority margin on the fixed reference phantoms, the lowest tolerated lower "
+                         f"end of the paired interval of the Dice difference (default {GateRule.reference_margin})")
+    ft.add_argument("--max-dice-drop", type=float, default=0.0,
+                    help="gate: tolerated Dice drop on the held-out corrected cases (default 0)")
     ft.add_argument("--max-normal-ml-increase", type=float, default=0.0,
                     help="gate: tolerated extra mL called bleed on confirmed-normal scans (default 0)")
     ft.add_argument("--train-config", type=Path, help="yaml of training settings overriding the fine-tune defaults")
@@ -84,17 +88,19 @@ def cmd_models(args: argparse.Namespace, out: object) -> int:
 
 
 def format_versions(registry: ModelRegistry) -> str:
-    """One line per version: name, active mark, base, date, site figures, source."""
+    """One line per version (name, active mark, base, date, source), then one line per part of its gate
+    decision with the figures (versions a fine-tune registered)."""
     active = registry.active()
     lines = [f"registry {registry.root}"]
     for v in registry.versions():
         mark = "*" if active is not None and v.version == active.version else " "
-        site = (v.metrics or {}).get("site")
-        figures = ""
-        if site:
-            dice = site.get("dice_present")
-            figures = f" Dice {'n/a' if dice is None else f'{dice:.3f}'}, normal {site['normal_ml']:.2f} mL;"
-        lines.append(f"{mark} {v.version}  base {v.base or '-'}  {v.created}{figures} {v.source}")
+        lines.append(f"{mark} {v.version}  base {v.base or '-'}  {v.created} {v.source}")
+        gate = (v.metrics or {}).get("gate")
+        if gate:
+            decision = GateDecision.from_dict(gate)
+            lines.append(f"      gate {'passed' if decision.passed else 'refused'} against "
+                         f"{v.metrics.get('active_version') or 'no active model'}:")
+            lines += [f"        {reason}" for reason in decision.reasons]
     if len(lines) == 1:
         lines.append("  (no versions)")
     return "\n".join(lines)
@@ -127,7 +133,8 @@ def cmd_finetune(args: argparse.Namespace, out) -> int:  # noqa: ANN001  (cli.Re
     from ..finetune import FinetuneRequest, run_finetune
 
     try:
-        gate = GateRule(args.max_dice_drop, args.max_normal_ml_increase)
+        gate = GateRule(reference_margin=args.reference_margin, max_normal_ml_increase=args.max_normal_ml_increase,
+                        max_dice_drop=args.max_dice_drop)
     except ValueError as exc:
         raise InputError(str(exc)) from None
     if args.steps < 1:

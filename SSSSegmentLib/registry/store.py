@@ -25,7 +25,8 @@ _VERSION_RE = re.compile(r"^v\d{4,}$")
 class ModelVersion:
     """One registered model. ``base``: the version it was fine-tuned from (None: imported/bundled);
     ``data_counts``: cases used (labeled, held out, normal, unlabeled); ``config``: the training
-    settings; ``metrics``: validation figures (``SiteMetrics.to_dict``); ``sha256`` of the model file."""
+    settings; ``metrics``: the gate's figures and decision (``ModelFigures`` / ``GateDecision.to_dict``);
+    ``sha256`` of the model file."""
 
     version: str
     root: Path
