@@ -220,6 +220,7 @@ def test_finetune_refuses_bad_requests(site: SimpleNamespace, tmp_path: Path) ->
     assert main(["finetune", "--site", str(site.dir), "--registry", str(registry), "--base", "v0042"]) == 2
     assert main(["finetune", "--site", str(site.dir), "--registry", str(registry), "--heldout-share", "1"]) == 2
     assert main(["finetune", "--site", str(site.dir), "--registry", str(registry), "--max-dice-drop", "-1"]) == 2
+    assert main(["finetune", "--site", str(site.dir), "--registry", str(registry), "--reference-margin", "-1"]) == 2
     assert not registry.exists()  # refused before anything was written
 
 
@@ -293,20 +294,15 @@ def test_unlabeled_scans_are_nifti_files_and_dicom_series_folders_read_in_place(
         plan_site(site.dir, tmp_path / "work", heldout_share=0.25)
 
 
-@pytest.mark.parametrize("harm", ["lr_100x", "labels_shuffled"])
-def test_a_harmful_fine_tune_is_refused_by_the_gate(site: SimpleNamespace, tmp_path: Path, harm: str) -> None:
+def test_a_harmful_fine_tune_is_refused_by_the_gate(site: SimpleNamespace, tmp_path: Path) -> None:
     """Real training, real gate figures: a learning rate 100x the fine-tune default with the whole model
-    training, or the corrected cases' labels permuted between classes (EDH->IVH->SDH->IPH->SAH->EDH)."""
+    training wrecks it; the reference set catches it although the 1 held-out case cannot be judged."""
     from SSSSegmentLib.finetune.plan import FINETUNE_DEFAULTS
 
-    site_dir = site.dir
-    if harm == "labels_shuffled":
-        site_dir = _shuffled_site(site.dir, tmp_path / "shuffled")
     overrides = {**QUICK, "freeze_encoder": False, "method": "supervised", "batch_unlabeled": 0,
-                 "lr": 100 * FINETUNE_DEFAULTS["lr"] if harm == "lr_100x" else 10 * FINETUNE_DEFAULTS["lr"]}
+                 "lr": 100 * FINETUNE_DEFAULTS["lr"]}
     lines: list[str] = []
-    request = _request(SimpleNamespace(dir=site_dir, unlabeled=None), tmp_path / "registry", unlabeled_dir=None,
-                       steps=6 if harm == "lr_100x" else 12, overrides=overrides)
+    request = _request(site, tmp_path / "registry", unlabeled_dir=None, steps=6, overrides=overrides)
     result = run_finetune(request, log=lines.append)
     assert not result.decision.passed and result.active == "v0001"
     assert ModelRegistry(tmp_path / "registry").active().version == "v0001"
@@ -314,23 +310,3 @@ def test_a_harmful_fine_tune_is_refused_by_the_gate(site: SimpleNamespace, tmp_p
     assert parts["reference set"] == "fail"
     assert parts["held-out corrected cases"] == "not judged"  # 1 held-out case
     assert any(line.startswith("gate FAILED: the active model stays") for line in lines)
-
-
-SHUFFLE = {1: 3, 3: 5, 5: 2, 2: 4, 4: 1}
-
-
-def _shuffled_site(site_dir: Path, out: Path) -> Path:
-    """A copy of the site whose corrected cases carry permuted class labels (same voxels)."""
-    import numpy as np
-
-    from SSSSegmentLib.datasets import read_dataset_index
-    from SSSSegmentLib.site_data import add_site_case
-    from SSSSegmentLib.training.cases import read_case
-
-    for case in read_dataset_index(site_dir).labeled:
-        volume, labels = read_case(case)
-        permuted = np.zeros_like(labels)
-        for old, new in SHUFFLE.items():
-            permuted[labels == old] = new
-        add_site_case(out, volume.hu_zyx, volume.geometry, permuted)
-    return out

@@ -69,7 +69,7 @@ def build_site(work: Path, n_corrected: int, n_unlabeled: int, profile: ScannerP
             ph = site_phantom(seed, profile, matrix)
             add_site_case(site, hu_int16(ph.hu_zyx), ph.geometry, ph.labels_zyx)
         add_site_case(site, hu_int16(ge.hu_zyx), ge.geometry, np.zeros(ge.shape_zyx, np.uint8))
-    if not unlabeled.is_dir():
+    if n_unlabeled and not unlabeled.is_dir():
         unlabeled.mkdir(parents=True)
         for seed in range(SEED_BASE["unlabeled"], SEED_BASE["unlabeled"] + n_unlabeled):
             ph = site_phantom(seed, profile, matrix)
@@ -93,15 +93,16 @@ def score(model_path: Path, tests: list) -> dict:
 
 def run_row(args: argparse.Namespace, work: Path, site: Path, unlabeled: Path, name: str, method: str,
             overrides: dict) -> dict:
+    """One ``run_finetune`` in a fresh registry (validation once, at the end: the gate measures anyway)."""
     t0 = time.perf_counter()
+    settings = {"method": method, "lr": args.lr, "val_every": args.steps, **TUNE[args.tune],
+                **({"batch_unlabeled": 0} if method == "supervised" else {}), **overrides}
     request = FinetuneRequest(site, work / f"registry_{name}", unlabeled if method == "sss" else None,
-                              steps=args.steps, device="cpu", reference=ReferenceSpec(args.reference_cases,
-                                                                                      matrix=args.reference_matrix),
-                              overrides={"method": method, "lr": args.lr, **TUNE[args.tune],
-                                         **({"batch_unlabeled": 0} if method == "supervised" else {}), **overrides})
+                              steps=args.steps, device="cpu", overrides=settings,
+                              reference=ReferenceSpec(args.reference_cases, matrix=args.reference_matrix))
     result = run_finetune(request, log=lambda line: print(f"  [{name}] {line}", flush=True))
     return {"name": name, "version": str(result.version.model_path), "seconds": time.perf_counter() - t0,
-            "gate": result.decision.to_dict(), "counts": result.version.data_counts}
+            "gate": result.decision.to_dict(), "counts": result.version.data_counts, "settings": settings}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -109,7 +110,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--profile", choices=sorted(PROFILES), default="shifted")
     parser.add_argument("--corrected", type=int, nargs="+", default=[2, 4, 8, 16],
                         help="numbers of corrected cases with a bleed (the curve)")
-    parser.add_argument("--methods", nargs="+", default=["supervised"], choices=["sss", "supervised"])
+    parser.add_argument("--methods", nargs="*", default=["supervised"], choices=["sss", "supervised"],
+                        help="methods of the curve rows (none: only the rows --sss-at and --harmful ask for)")
     parser.add_argument("--sss-at", type=int, nargs="*", default=[],
                         help="corrected-case counts at which sss also runs (default: where --methods says)")
     parser.add_argument("--steps", type=int, default=100)
@@ -142,13 +144,13 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(row), flush=True)
     plan = [(n, m) for n in args.corrected for m in args.methods] + [(n, "sss") for n in args.sss_at]
     for n, method in plan:
-        site, unlabeled = build_site(work, n, args.unlabeled, profile, args.matrix, ge)
+        site, unlabeled = build_site(work, n, args.unlabeled if method == "sss" else 0, profile, args.matrix, ge)
         row = run_row(args, work, site, unlabeled, f"{method}_{n}", method, {})
         rows.append({**row, **score(Path(row["version"]), tests)})
         print(json.dumps(rows[-1]), flush=True)
     if args.harmful:
         n = max(args.corrected)
-        site, unlabeled = build_site(work, n, args.unlabeled, profile, args.matrix, ge)
+        site, unlabeled = build_site(work, n, 0, profile, args.matrix, ge)
         row = run_row(args, work, site, unlabeled, f"harmful_{n}", "supervised",
                       {"lr": 100 * args.lr, "freeze_encoder": False})
         rows.append({**row, **score(Path(row["version"]), tests)})
