@@ -125,11 +125,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--reference-matrix", type=int, default=256)
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--skip-bundled", action="store_true", help="leave out the bundled model's row")
+    parser.add_argument("--collect", type=Path, nargs="+", metavar="RESULTS.json",
+                        help="only print one table of the rows of earlier runs' results.json (runs side by side)")
+    parser.add_argument("--curve", type=Path, metavar="OUT.png",
+                        help="with --collect: plot Dice against corrected cases")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.collect:
+        return collect(args)
     if not GE_DIR.is_dir():
         print(f"needs the real GE head CT at {GE_DIR}", file=sys.stderr)
         return 2
@@ -162,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def print_table(rows: list[dict], args: argparse.Namespace) -> None:
-    print(f"\n| model | corrected cases (train + held out) | Dice, {args.tests} unseen site cases | mL, 2 unseen "
+    print(f"\n| model | corrected cases (train + held out) | Dice, {n_tests(rows)} unseen site cases | mL, 2 unseen "
           "normal cases | gate: reference set | gate: confirmed normal | gate: held out | decision | wall time |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
@@ -174,6 +180,42 @@ def print_table(rows: list[dict], args: argparse.Namespace) -> None:
         wall = f"{r['seconds'] / 60:.1f} min" if r["seconds"] else "-"
         print(f"| {r['name']} | {cases} | {r['dice']:.3f} | {sum(r['normal_ml']):.2f} | {' | '.join(parts)} | "
               f"{decision} | {wall} |")
+
+
+def collect(args: argparse.Namespace) -> int:
+    """One table from several runs' ``results.json`` (rows in the order given), and the curve."""
+    rows = [row for path in args.collect for row in json.loads(path.read_text())["rows"]]
+    print_table(rows, args)
+    if args.curve:
+        plot_curve(rows, args.curve)
+    return 0
+
+
+def plot_curve(rows: list[dict], out: Path) -> None:
+    """Dice on the unseen site cases against the number of corrected cases, per method (bundled: a line)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=120)
+    for method in ("supervised", "sss"):
+        points = sorted((r["counts"]["labeled_train"] + r["counts"]["heldout"] - r["counts"]["normal"], r["dice"])
+                        for r in rows if r["name"].startswith(method + "_"))
+        if points:
+            ax.plot(*zip(*points, strict=True), "o-", label=f"{method} fine-tune")
+    for r in rows:
+        if r["name"].startswith("bundled"):
+            ax.axhline(r["dice"], color="grey", ls="--", label="bundled model")
+    ax.set_xlabel("corrected cases with a bleed")
+    ax.set_ylabel(f"Dice, {n_tests(rows)} unseen site cases")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out)
+
+
+def n_tests(rows: list[dict]) -> int:
+    return max(len(r["per_case"]) for r in rows)
 
 
 if __name__ == "__main__":
