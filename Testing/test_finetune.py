@@ -20,11 +20,14 @@ import yaml
 from SSSSegmentLib.bundled_models import bundled_model_path
 from SSSSegmentLib.errors import OutputError
 from SSSSegmentLib.finetune import FinetuneRequest, run_finetune
+from SSSSegmentLib.finetune.reference import ReferenceSpec
 from SSSSegmentLib.finetune.run import has_interrupted_run
 from SSSSegmentLib.fsutil import file_sha256
-from SSSSegmentLib.registry import GateRule, ModelRegistry, SiteMetrics
+from SSSSegmentLib.registry import GateDecision, GateRule, ModelFigures, ModelRegistry
 from SSSSegmentLib.training.checkpointing import load_train_state
 
+# The gate's reference set, small for tests (the product's default is 8 phantoms of 256 x 256).
+SMALL_REFERENCE = ReferenceSpec(cases=2, matrix=96, num_slices=8)
 QUICK = {"batch_labeled": 1, "batch_unlabeled": 2, "max_prompts": 2, "warmup_steps": 1, "log_every": 1,
          "checkpoint_every": 1, "val_every": 2, "freeze_encoder": True}
 
@@ -53,7 +56,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
 
 def _request(site: SimpleNamespace, registry: Path, **changes: object) -> FinetuneRequest:
     values = {"site_dir": site.dir, "registry_dir": registry, "unlabeled_dir": site.unlabeled, "steps": 2,
-              "device": "cpu", "overrides": QUICK, **changes}
+              "device": "cpu", "overrides": QUICK, "reference": SMALL_REFERENCE, **changes}
     return FinetuneRequest(**values)
 
 
@@ -134,7 +137,7 @@ def test_full_disk_then_sigkill_then_resume_ends_with_a_valid_registry(
     result = run_finetune(_request(site, registry_dir, resume=True), log=lines.append)
     new = result.version
     assert any(line.startswith("held out 1 of 4 corrected case(s) for validation") for line in lines)
-    assert any(line.startswith("warning: the gate judges on 1 held-out case(s)") for line in lines)
+    assert any(line.startswith("warning: 1 held-out case(s): the gate cannot judge improvement") for line in lines)
     assert any(line.startswith("validation at step 2: mean Dice") for line in lines)
     assert any(line.startswith("gate PASSED") or line.startswith("gate FAILED") for line in lines)
     assert result.steps_done == 2 and new.version == "v0002" and new.base == "v0001"
@@ -142,12 +145,14 @@ def test_full_disk_then_sigkill_then_resume_ends_with_a_valid_registry(
     assert new.data_counts == {"labeled_train": 3, "heldout": 1, "normal": 1, "unlabeled": 1}
     assert new.config["method"] == "sss" and new.config["init_checkpoint"] == str(bundled.model_path)
     assert new.sha256 == file_sha256(new.model_path)
-    site_figures = SiteMetrics.from_dict(new.metrics["site"])
-    active_figures = SiteMetrics.from_dict(new.metrics["active_site"])
-    assert 0.0 <= site_figures.dice_present <= 1.0 and site_figures.normal_cases == 1
-    expected = GateRule().decide(site_figures, active_figures).passed
-    assert new.metrics["gate_passed"] == expected
-    assert registry.active().version == ("v0002" if expected else "v0001")
+    new_figures = ModelFigures.from_dict(new.metrics["figures"])
+    active_figures = ModelFigures.from_dict(new.metrics["active_figures"])
+    assert len(new_figures.reference_dice) == 2 and len(new_figures.heldout_dice) == 1
+    assert len(new_figures.normal_ml) == 1 and all(0.0 <= d <= 1.0 for d in new_figures.reference_dice)
+    expected = GateRule().decide(new_figures, active_figures)
+    assert GateDecision.from_dict(new.metrics["gate"]) == expected and result.decision == expected
+    assert expected.parts[2].status == "not judged"  # 1 held-out case
+    assert registry.active().version == ("v0002" if expected.passed else "v0001")
     log = [json.loads(line) for line in (result.run_dir / "train" / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log if "loss" in r] == [1, 2]  # no step lost or repeated
     assert any("val_mean_dice" in r for r in log)
@@ -162,29 +167,47 @@ def _fake_training(final: Path):  # noqa: ANN202
     return run_training
 
 
+def _figures(reference: float, heldout: float, normal_ml: float) -> ModelFigures:
+    """Figures of 2 reference phantoms (Dice ``reference`` +- 0.05), 1 held-out case, 1 normal case."""
+    return ModelFigures((reference - 0.05, reference + 0.05), (("SDH", reference),), (heldout,), (normal_ml,))
+
+
 def test_gate_keeps_the_active_model_when_worse_and_switches_when_better(
-        site: SimpleNamespace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        site: SimpleNamespace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture) -> None:
     import SSSSegmentLib.finetune.run as ft_run
     import SSSSegmentLib.training as training
+    from SSSSegmentLib.cli import main
 
     final = tmp_path / "final.safetensors"
     shutil.copy(bundled_model_path("tiny"), final)
     monkeypatch.setattr(training, "run_training", _fake_training(final))
     registry = ModelRegistry(tmp_path / "registry")
-    active_figures = SiteMetrics(0.60, 1.0, 1, 1)
-    for new_figures, active_after in ((SiteMetrics(0.55, 0.5, 1, 1), "v0001"),   # lower Dice: kept
-                                      (SiteMetrics(0.70, 2.0, 1, 1), "v0001"),   # more bleed on normal: kept
-                                      (SiteMetrics(0.61, 0.9, 1, 1), "v0004")):  # better: switched
-        def figures(path: Path, plan: object, device: str, new: SiteMetrics = new_figures) -> SiteMetrics:
+    active_figures = _figures(0.60, 0.60, 1.0)
+    for new_figures, active_after in ((_figures(0.55, 0.90, 0.5), "v0001"),   # forgot, held-out rose: kept
+                                      (_figures(0.70, 0.70, 2.0), "v0001"),   # more bleed on normal: kept
+                                      (_figures(0.61, 0.20, 0.9), "v0004")):  # better; 1 held-out not judged
+        def figures(path: Path, reference: list, plan: object, device: str,
+                    new: ModelFigures = new_figures) -> ModelFigures:
+            assert len(reference) == 2  # the request's reference set, generated once for both models
             return new if path == final else active_figures
 
-        monkeypatch.setattr(ft_run, "_metrics_of", figures)
-        result = run_finetune(_request(site, registry.root))
+        monkeypatch.setattr(ft_run, "_figures_of", figures)
+        lines: list[str] = []
+        result = run_finetune(_request(site, registry.root), log=lines.append)
         assert registry.active().version == active_after == result.active
-        assert result.version.metrics["gate_passed"] == (active_after == result.version.version)
+        assert result.decision.passed == (active_after == result.version.version)
+        assert any(line.startswith("reference set: site scanner profile estimated from 3 scan(s)") for line in lines)
     assert [v.version for v in registry.versions()] == ["v0001", "v0002", "v0003", "v0004"]
-    assert "lower" in registry.get("v0002").metrics["gate_reasons"][0]
-    assert "more" in registry.get("v0003").metrics["gate_reasons"][1]
+    capsys.readouterr()
+    assert main(["models", "list", "--registry", str(registry.root)]) == 0
+    listing = capsys.readouterr().out
+    # Each part of each decision, with its figures (v0002: reference -0.050 on both phantoms).
+    assert "gate refused against v0001:" in listing and "gate passed against v0001:" in listing
+    assert ("reference set (forgetting): FAIL: Dice new 0.550 vs active 0.600; difference -0.050 [-0.050, -0.050] "
+            "over 2 case(s)") in listing
+    assert "confirmed-normal site cases: FAIL: bleed called: new 2.00 mL vs active 1.00 mL" in listing
+    assert "held-out corrected cases: NOT JUDGED: Dice new 0.200 vs active 0.600 on 1 case(s): cannot judge" in listing
     assert registry.rollback().version == "v0001"
 
 
@@ -197,6 +220,7 @@ def test_finetune_refuses_bad_requests(site: SimpleNamespace, tmp_path: Path) ->
     assert main(["finetune", "--site", str(site.dir), "--registry", str(registry), "--base", "v0042"]) == 2
     assert main(["finetune", "--site", str(site.dir), "--registry", str(registry), "--heldout-share", "1"]) == 2
     assert main(["finetune", "--site", str(site.dir), "--registry", str(registry), "--max-dice-drop", "-1"]) == 2
+    assert main(["finetune", "--site", str(site.dir), "--registry", str(registry), "--reference-margin", "-1"]) == 2
     assert not registry.exists()  # refused before anything was written
 
 
@@ -208,7 +232,7 @@ def test_a_run_killed_after_registering_does_not_register_twice(
     final = tmp_path / "final.safetensors"
     shutil.copy(bundled_model_path("tiny"), final)
     monkeypatch.setattr(training, "run_training", _fake_training(final))
-    monkeypatch.setattr(ft_run, "_metrics_of", lambda path, plan, device: SiteMetrics(0.5, 0.0, 1, 1))
+    monkeypatch.setattr(ft_run, "_figures_of", lambda path, reference, plan, device: _figures(0.5, 0.5, 0.0))
     real_archive = ft_run._archive
 
     def killed(*_args: object) -> None:
@@ -239,7 +263,7 @@ def test_the_panel_runs_finetune_as_a_child_speaking_json_lines(
     final = tmp_path / "final.safetensors"
     shutil.copy(bundled_model_path("tiny"), final)
     monkeypatch.setattr(training, "run_training", _fake_training(final))
-    monkeypatch.setattr(ft_run, "_metrics_of", lambda path, plan, device: SiteMetrics(0.5, 0.0, 1, 1))
+    monkeypatch.setattr(ft_run, "_figures_of", lambda path, reference, plan, device: _figures(0.5, 0.5, 0.0))
     assert main(command[3:]) == 0
     events = [parse_line(line) for line in capsys.readouterr().out.splitlines()]
     assert any(isinstance(e, LogEvent) and "held out 1 of 4 corrected case(s)" in e.message for e in events)
@@ -268,3 +292,21 @@ def test_unlabeled_scans_are_nifti_files_and_dicom_series_folders_read_in_place(
     assert labels is None and volume.hu_zyx.shape[0] >= 28
     with pytest.raises(Exception, match="no unlabeled scan"):
         plan_site(site.dir, tmp_path / "work", heldout_share=0.25)
+
+
+def test_a_harmful_fine_tune_is_refused_by_the_gate(site: SimpleNamespace, tmp_path: Path) -> None:
+    """Real training, real gate figures: a learning rate 100x the fine-tune default with the whole model
+    training wrecks it; the reference set catches it although the 1 held-out case cannot be judged."""
+    from SSSSegmentLib.finetune.plan import FINETUNE_DEFAULTS
+
+    overrides = {**QUICK, "freeze_encoder": False, "method": "supervised", "batch_unlabeled": 0,
+                 "lr": 100 * FINETUNE_DEFAULTS["lr"]}
+    lines: list[str] = []
+    request = _request(site, tmp_path / "registry", unlabeled_dir=None, steps=6, overrides=overrides)
+    result = run_finetune(request, log=lines.append)
+    assert not result.decision.passed and result.active == "v0001"
+    assert ModelRegistry(tmp_path / "registry").active().version == "v0001"
+    parts = {p.name.split(" (")[0]: p.status for p in result.decision.parts}
+    assert parts["reference set"] == "fail"
+    assert parts["held-out corrected cases"] == "not judged"  # 1 held-out case
+    assert any(line.startswith("gate FAILED: the active model stays") for line in lines)

@@ -7,13 +7,14 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from SSSSegmentLib.bundled_models import bundled_model_path
 from SSSSegmentLib.cli import main
 from SSSSegmentLib.errors import CheckpointError, InputError
 from SSSSegmentLib.fsutil import file_sha256
-from SSSSegmentLib.registry import GateRule, ModelRegistry, SiteMetrics
+from SSSSegmentLib.registry import GateDecision, GateRule, ModelFigures, ModelRegistry, paired_bootstrap
 
 BUNDLED = bundled_model_path("tiny")
 
@@ -101,23 +102,95 @@ def test_import_refuses_a_wrong_sha256(tmp_path: Path) -> None:
         ModelRegistry(tmp_path / "r").import_checkpoint(BUNDLED, expected_sha256="0" * 64)
 
 
-def _metrics(dice: float | None, normal_ml: float) -> SiteMetrics:
-    return SiteMetrics(dice, normal_ml, heldout_cases=1, normal_cases=1)
+def _figures(reference: list[float], heldout: list[float], normal_ml: list[float]) -> ModelFigures:
+    return ModelFigures(tuple(reference), (("IPH", float(np.mean(reference))),), tuple(heldout), tuple(normal_ml))
 
 
-def test_gate_rule() -> None:
-    rule = GateRule()
-    active = _metrics(0.60, 1.0)
-    assert rule.decide(_metrics(0.61, 0.5), active).passed
-    assert rule.decide(_metrics(0.60, 1.0), active).passed  # not worse = equal is fine
-    lower = rule.decide(_metrics(0.59, 0.5), active)
-    assert not lower.passed and "lower" in lower.reasons[0]
-    more_bleed = rule.decide(_metrics(0.70, 1.5), active)
-    assert not more_bleed.passed and "more" in more_bleed.reasons[1]
-    assert GateRule(max_dice_drop=0.02).decide(_metrics(0.59, 0.5), active).passed
-    assert GateRule(max_normal_ml_increase=1.0).decide(_metrics(0.7, 1.5), active).passed
-    assert rule.decide(_metrics(0.1, 9.0), None).passed  # nothing active yet
-    assert "Dice over the classes present" in rule.describe() and "confirmed-normal" in rule.describe()
+def test_paired_bootstrap_interval_by_hand() -> None:
+    # Every difference 0.05: every resample's mean is 0.05.
+    same = paired_bootstrap([0.65, 0.75, 0.55], [0.6, 0.7, 0.5])
+    assert (same.mean, same.low, same.high, same.n) == pytest.approx((0.05, 0.05, 0.05, 3))
+    # Differences +0.1 and -0.1: resample means -0.1 (p 1/4), 0 (1/2), +0.1 (1/4); the 5th and 95th
+    # percentiles are -0.1 and +0.1.
+    pair = paired_bootstrap([0.6, 0.4], [0.5, 0.5])
+    assert (pair.mean, pair.low, pair.high) == pytest.approx((0.0, -0.1, 0.1))
+    with pytest.raises(ValueError):
+        paired_bootstrap([0.5], [0.5, 0.6])
+
+
+ACTIVE = _figures([0.70, 0.60, 0.80, 0.65, 0.75, 0.70], [0.60, 0.50, 0.70, 0.58], [1.0, 0.0])
+
+
+def _parts(decision: GateDecision) -> dict[str, str]:
+    return {p.name.split(" (")[0]: p.status for p in decision.parts}
+
+
+def test_gate_accepts_a_version_better_everywhere_and_prints_each_part() -> None:
+    better = _figures([0.72, 0.62, 0.81, 0.66, 0.78, 0.71], [0.66, 0.58, 0.75, 0.61], [0.5, 0.0])
+    decision = GateRule().decide(better, ACTIVE)
+    assert decision.passed
+    assert _parts(decision) == {"reference set": "pass", "confirmed-normal site cases": "pass",
+                                "held-out corrected cases": "pass"}
+    text = decision.describe()
+    assert "Dice new 0.717 vs active 0.700" in text  # reference means, by hand
+    assert "new 0.50 mL vs active 1.00 mL on 2 case(s)" in text
+    assert "Dice new 0.650 vs active 0.595" in text and "shows it better" in text
+
+
+def test_gate_refuses_a_version_worse_on_the_reference_set_even_when_held_out_dice_rose() -> None:
+    # The new-site failure: the held-out cases rose, the model forgot (reference -0.05 on every phantom).
+    forgot = _figures([0.65, 0.55, 0.75, 0.60, 0.70, 0.65], [0.80, 0.70, 0.85, 0.75], [1.0, 0.0])
+    decision = GateRule().decide(forgot, ACTIVE)
+    assert not decision.passed
+    assert _parts(decision) == {"reference set": "fail", "confirmed-normal site cases": "pass",
+                                "held-out corrected cases": "pass"}
+    assert "-0.050 [-0.050, -0.050]" in decision.describe()
+    # A looser margin, stated by the user, lets the same figures through.
+    assert GateRule(reference_margin=0.06).decide(forgot, ACTIVE).passed
+
+
+def test_gate_judges_the_reference_set_by_its_interval_not_its_mean() -> None:
+    # Mean difference 0 (four phantoms +0.04, two -0.08), but a third of the phantoms lost 0.08: the
+    # interval's lower end (about -0.04) is below the margin.
+    uneven = _figures([0.74, 0.52, 0.84, 0.57, 0.79, 0.74], list(ACTIVE.heldout_dice), [1.0, 0.0])
+    decision = GateRule().decide(uneven, ACTIVE)
+    assert not decision.passed and _parts(decision)["reference set"] == "fail"
+    assert "difference +0.000 [" in decision.describe()
+
+
+def test_gate_refuses_more_bleed_on_normal_cases_and_held_out_evidence_of_worse() -> None:
+    more_ml = _figures(list(ACTIVE.reference_dice), list(ACTIVE.heldout_dice), [0.9, 0.3])
+    decision = GateRule().decide(more_ml, ACTIVE)
+    assert not decision.passed and _parts(decision)["confirmed-normal site cases"] == "fail"
+    assert "new 1.20 mL vs active 1.00 mL" in decision.describe()
+    assert GateRule(max_normal_ml_increase=0.2).decide(more_ml, ACTIVE).passed
+    worse_heldout = _figures(list(ACTIVE.reference_dice), [0.50, 0.40, 0.60, 0.45], [1.0, 0.0])
+    decision = GateRule().decide(worse_heldout, ACTIVE)
+    assert not decision.passed and _parts(decision)["held-out corrected cases"] == "fail"
+    assert "shows it worse" in decision.describe()
+
+
+def test_gate_with_too_few_held_out_cases_cannot_judge_improvement() -> None:
+    # 2 held-out cases (< min_heldout 4): even a large drop there is not judged; the reference set and
+    # the normal cases decide.
+    active = _figures(list(ACTIVE.reference_dice), [0.70, 0.60], [1.0, 0.0])
+    dropped = _figures(list(ACTIVE.reference_dice), [0.20, 0.10], [1.0, 0.0])
+    decision = GateRule().decide(dropped, active)
+    assert decision.passed
+    assert _parts(decision)["held-out corrected cases"] == "not judged"
+    assert "cannot judge improvement with fewer than 4 held-out cases" in decision.describe()
+    forgot = _figures([d - 0.1 for d in ACTIVE.reference_dice], [0.90, 0.95], [1.0, 0.0])
+    assert not GateRule().decide(forgot, active).passed  # non-inferiority alone still refuses
+    assert GateRule(min_heldout=2).decide(dropped, active).passed is False  # judged when 2 are enough
+
+
+def test_gate_rule_checks_its_settings_and_passes_with_no_active_model() -> None:
+    assert GateRule().decide(_figures([0.1], [0.1], [9.0]), None).passed
+    for bad in ({"reference_margin": -0.1}, {"max_dice_drop": float("nan")}, {"min_heldout": 1},
+                {"confidence": 1.0}):
+        with pytest.raises(ValueError):
+            GateRule(**bad)
+    assert "reference phantoms" in GateRule().describe() and "confirmed-normal" in GateRule().describe()
 
 
 def test_cli_models_list_activate_rollback_import(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -138,6 +211,41 @@ def test_cli_models_list_activate_rollback_import(tmp_path: Path, capsys: pytest
     assert main([*reg, "activate", "v7"]) == 2
 
 
+# README's usage line: ``sssseg models list|activate VERSION|rollback [VERSION]|import FILE [--sha256 HEX]
+# [--activate]  [--registry REGISTRY]`` puts --registry after the action; older scripts put it before.
+
+
+@pytest.mark.parametrize("where", ["after", "before"])
+def test_cli_models_accepts_registry_before_and_after_the_action(
+        tmp_path: Path, capsys: pytest.CaptureFixture, where: str) -> None:
+    registry = tmp_path / "registry"
+
+    def models(*action: str) -> int:
+        flag = ["--registry", str(registry)]
+        return main(["models", *action, *flag] if where == "after" else ["models", *flag, *action])
+
+    assert models("import", str(BUNDLED), "--sha256", file_sha256(BUNDLED), "--activate") == 0
+    assert models("import", str(BUNDLED)) == 0
+    assert models("activate", "v0002") == 0
+    assert ModelRegistry(registry).active().version == "v0002"
+    assert models("rollback") == 0
+    assert ModelRegistry(registry).active().version == "v0001"
+    assert models("rollback", "v0002") == 0
+    capsys.readouterr()
+    assert models("list") == 0
+    listing = capsys.readouterr().out.splitlines()
+    assert listing[0] == f"registry {registry}"
+    assert listing[1].startswith("  v0001") and listing[2].startswith("* v0002")
+
+
+def test_finetune_help_names_no_default_for_its_required_registry(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        main(["finetune", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--registry REGISTRY model registry folder" in text
+    assert "default: $SSSSEG_REGISTRY" not in text
+
+
 def test_engine_default_model_is_the_registry_active_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from SSSSegmentLib import api
 
@@ -150,3 +258,16 @@ def test_engine_default_model_is_the_registry_active_one(tmp_path: Path, monkeyp
     assert api.load_model(preset="tiny", device="cpu").source.startswith("registry version v0001")
     monkeypatch.setenv("SSSSEG_REGISTRY", "")
     assert api.load_model(device="cpu").source == "bundled sss_tiny.safetensors"
+
+
+def test_registry_location_does_not_import_the_store() -> None:
+    """location.py is the bottom of the package: store.py imports it, never the other way (no circle)."""
+    import ast
+
+    import SSSSegmentLib.registry.location as location
+
+    tree = ast.parse(Path(location.__file__).read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert not any(m and (m == "store" or m.endswith(".store") or m.startswith("registry")) for m in imported)
+    assert not any(isinstance(node, ast.ImportFrom) and node.level > 0 and node.module in (None, "store")
+                   for node in ast.walk(tree))

@@ -1,18 +1,27 @@
-"""A new site: fine-tune the bundled model on a site it was not trained for, and measure before/after.
+"""A new site: fine-tune the bundled model on a scanner it was not trained for, behind the gate.
 
-The site is a scanner profile the bundled model never saw (more noise, a sharper kernel, 6 mm slices,
-a 256 matrix), with the inner-table band of real thick-slice CT (full artefact range). Its data: 4
-corrected cases (3 with bleeds, and the real GE head CT of ``../shared/data`` as the one
-confirmed-normal scan, so the GE figure is the site's own scan, not unseen data) and 32 unlabeled
-scans. The site's unseen test cases (6 with bleeds, 2 without) are scored before and after, for
-``sss`` (the method: labeled + unlabeled) and for ``supervised`` on the same labeled cases alone.
+Each row is one ``run_finetune`` (the product's code: plan, training, gate, registry) from the bundled
+model in a fresh registry, then the registered version (accepted or not) is scored on the site's
+unseen cases: per case the mean Dice over the classes in its truth (cases with a bleed) and the mL
+called bleed (cases without). Rows: the bundled model; a fine-tune per number of corrected cases
+(the curve) and method (``sss``: corrected + unlabeled scans; ``supervised``: corrected cases only,
+the same steps and batch); a harmful fine-tune (learning rate 100x, the whole model trained) that
+the gate must refuse.
 
-    .venv/bin/python benchmarks/new_site.py [--steps 200] [--work /tmp/new_site] [--device cpu]
+Site data: ``N`` corrected phantoms with bleeds rendered with the site's scanner profile, plus the
+real GE head CT of ``../shared/data`` as the site's confirmed-normal case (so the gate's normal check
+runs on a real scan); ``--unlabeled`` unlabeled site phantoms for ``sss``. Unseen: ``--tests``
+phantoms with bleeds and 2 without. The gate's reference set is ``--reference-cases`` phantoms of
+``--reference-matrix`` (the product's default: 8 of 256).
+
+    .venv/bin/python benchmarks/new_site.py --corrected 4 8 16 --methods supervised --steps 100 \\
+        --lr 3e-5 --tune heads --harmful --work /tmp/new_site
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -23,89 +32,190 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from SSSSegmentLib import api  # noqa: E402
-from SSSSegmentLib.bundled_models import bundled_model_path  # noqa: E402
-from SSSSegmentLib.evaluation.metrics import dice  # noqa: E402
+from SSSSegmentLib.bundled_models import bundled_model_path, default_preset  # noqa: E402
 from SSSSegmentLib.finetune import FinetuneRequest, run_finetune  # noqa: E402
+from SSSSegmentLib.finetune.metrics import dice_by_class  # noqa: E402
+from SSSSegmentLib.finetune.reference import ReferenceSpec  # noqa: E402
 from SSSSegmentLib.phantoms import PhantomConfig, generate_phantom  # noqa: E402
 from SSSSegmentLib.phantoms.config import ScannerProfile  # noqa: E402
 from SSSSegmentLib.phantoms.dataset import hu_int16, write_case_nifti  # noqa: E402
 from SSSSegmentLib.site_data import add_site_case  # noqa: E402
 
-SITE = ScannerProfile("new_site", noise_std_hu=9.0, inplane_blur_mm=0.25, slice_thickness_mm=6.0, hu_offset=-4.0)
-# Every corrected and test phantom has a bleed (the normal cases are drawn apart).
-SITE_CONFIG = PhantomConfig(matrix=256, p_no_lesion=0.0)
+PROFILES = {
+    # The first new-site benchmark's profile: the bundled model scores on it as on its own test set.
+    "mild": ScannerProfile("new_site", noise_std_hu=9.0, inplane_blur_mm=0.25, slice_thickness_mm=6.0, hu_offset=-4.0),
+    # A low-dose protocol with a calibration shift, which the bundled model never saw.
+    "shifted": ScannerProfile("shifted_site", noise_std_hu=16.0, inplane_blur_mm=0.25, slice_thickness_mm=6.0,
+                              hu_offset=10.0),
+}
 GE_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "ct_head_ge_tilted"
-SEEDS = {"corrected": range(95_000_000, 95_000_003), "unlabeled": range(95_000_100, 95_000_132),
-         "test": range(95_000_200, 95_000_206), "test_normal": range(95_000_300, 95_000_302)}
+SEED_BASE = {"corrected": 95_000_000, "unlabeled": 95_000_100, "test": 95_000_200, "test_normal": 95_000_300}
+# What ``--tune`` trains (TrainConfig fields): DFE, coarse head, prompt encoder and mask decoder always.
+TUNE = {"heads": {"freeze_encoder": True}, "last_stage": {"freeze_encoder": True, "unfreeze_last_stage": True},
+        "all": {"freeze_encoder": False}}
 
 
-def site_phantom(seed: int, normal: bool = False):  # noqa: ANN201
-    config = PhantomConfig(matrix=256, p_no_lesion=1.0) if normal else SITE_CONFIG
-    return generate_phantom(seed, config, SITE)
+def site_phantom(seed: int, profile: ScannerProfile, matrix: int, normal: bool = False):  # noqa: ANN201
+    return generate_phantom(seed, PhantomConfig(matrix=matrix, p_no_lesion=1.0 if normal else 0.0), profile)
 
 
-def build_site(work: Path, ge) -> tuple[Path, Path]:  # noqa: ANN001
-    """The site folder (3 corrected phantoms + the GE scan ``ge`` as confirmed normal) and the unlabeled folder."""
-    site, unlabeled = work / "site", work / "unlabeled"
-    unlabeled.mkdir(parents=True)
-    for seed in SEEDS["corrected"]:
-        ph = site_phantom(seed)
-        add_site_case(site, hu_int16(ph.hu_zyx), ph.geometry, ph.labels_zyx)
-    add_site_case(site, hu_int16(ge.hu_zyx), ge.geometry, np.zeros(ge.shape_zyx, np.uint8))
-    for seed in SEEDS["unlabeled"]:
-        ph = site_phantom(seed)
-        write_case_nifti(hu_int16(ph.hu_zyx), ph.geometry, unlabeled / f"scan_{seed}.nii.gz")
+def build_site(work: Path, n_corrected: int, n_unlabeled: int, profile: ScannerProfile, matrix: int,
+               ge) -> tuple[Path, Path]:  # noqa: ANN001
+    """The site folder (``n_corrected`` phantoms with bleeds, then the GE scan as confirmed normal) and
+    the unlabeled folder; the same seeds for every N (a larger site holds the smaller one's cases)."""
+    site, unlabeled = work / f"site_{n_corrected}", work / "unlabeled"
+    if not (site / "dataset.json").is_file():
+        for seed in range(SEED_BASE["corrected"], SEED_BASE["corrected"] + n_corrected):
+            ph = site_phantom(seed, profile, matrix)
+            add_site_case(site, hu_int16(ph.hu_zyx), ph.geometry, ph.labels_zyx)
+        add_site_case(site, hu_int16(ge.hu_zyx), ge.geometry, np.zeros(ge.shape_zyx, np.uint8))
+    if n_unlabeled and not unlabeled.is_dir():
+        unlabeled.mkdir(parents=True)
+        for seed in range(SEED_BASE["unlabeled"], SEED_BASE["unlabeled"] + n_unlabeled):
+            ph = site_phantom(seed, profile, matrix)
+            write_case_nifti(hu_int16(ph.hu_zyx), ph.geometry, unlabeled / f"scan_{seed}.nii.gz")
     return site, unlabeled
 
 
-def score(model_path: Path, tests: list, ge) -> dict[str, float]:  # noqa: ANN001
-    """The demo's measure on the test cases with bleeds, mL called on those without, mL on the GE scan."""
+def score(model_path: Path, tests: list) -> dict:
+    """Mean (and per-case) Dice over the classes present on unseen cases with a bleed; mL called on the others."""
     loaded = api.load_model(checkpoint=model_path, device="cpu")
-    per_case, false_ml = [], []
+    per_case, normal_ml = [], []
     for ph in tests:
-        labels = api.segment_volume(ph.to_ct_volume(), loaded).labels_zyx
-        present = [c for c in np.unique(ph.labels_zyx) if c]
-        if present:
-            per_case.append(np.mean([dice(labels == c, ph.labels_zyx == c) for c in present]))
+        labels = api.segment_volume(ph.to_ct_volume(), loaded, log=lambda _m: None).labels_zyx
+        scores = dice_by_class(labels, ph.labels_zyx)
+        if scores:
+            per_case.append(float(np.mean(list(scores.values()))))
         else:
-            false_ml.append(np.count_nonzero(labels) * ph.geometry.voxel_volume_ml)
-    ge_ml = sum(api.segment_volume(ge, loaded).volumes_ml.values())
-    return {"dice": float(np.mean(per_case)), "false_ml": float(np.mean(false_ml)), "ge_ml": float(ge_ml)}
+            normal_ml.append(float(np.count_nonzero(labels)) * ph.geometry.voxel_volume_ml)
+    return {"dice": float(np.mean(per_case)), "per_case": per_case, "normal_ml": normal_ml}
+
+
+def run_row(args: argparse.Namespace, work: Path, site: Path, unlabeled: Path, name: str, method: str,
+            overrides: dict) -> dict:
+    """One ``run_finetune`` in a fresh registry (validation once, at the end: the gate measures anyway)."""
+    t0 = time.perf_counter()
+    settings = {"method": method, "lr": args.lr, "val_every": args.steps, **TUNE[args.tune],
+                **({"batch_unlabeled": 0} if method == "supervised" else {}), **overrides}
+    request = FinetuneRequest(site, work / f"registry_{name}", unlabeled if method == "sss" else None,
+                              steps=args.steps, device="cpu", overrides=settings,
+                              reference=ReferenceSpec(args.reference_cases, matrix=args.reference_matrix))
+    result = run_finetune(request, log=lambda line: print(f"  [{name}] {line}", flush=True))
+    return {"name": name, "version": str(result.version.model_path), "seconds": time.perf_counter() - t0,
+            "gate": result.decision.to_dict(), "counts": result.version.data_counts, "settings": settings}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="shifted")
+    parser.add_argument("--corrected", type=int, nargs="+", default=[2, 4, 8, 16],
+                        help="numbers of corrected cases with a bleed (the curve)")
+    parser.add_argument("--methods", nargs="*", default=["supervised"], choices=["sss", "supervised"],
+                        help="methods of the curve rows (none: only the rows --sss-at and --harmful ask for)")
+    parser.add_argument("--sss-at", type=int, nargs="*", default=[],
+                        help="corrected-case counts at which sss also runs (default: where --methods says)")
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--lr", type=float, default=3e-5)
+    parser.add_argument("--tune", choices=sorted(TUNE), default="heads")
+    parser.add_argument("--harmful", action="store_true", help="add the harmful row (lr x100, whole model)")
+    parser.add_argument("--tests", type=int, default=8, help="unseen site phantoms with a bleed")
+    parser.add_argument("--unlabeled", type=int, default=16)
+    parser.add_argument("--matrix", type=int, default=256)
+    parser.add_argument("--reference-cases", type=int, default=8)
+    parser.add_argument("--reference-matrix", type=int, default=256)
+    parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument("--skip-bundled", action="store_true", help="leave out the bundled model's row")
+    parser.add_argument("--collect", type=Path, nargs="+", metavar="RESULTS.json",
+                        help="only print one table of the rows of earlier runs' results.json (runs side by side)")
+    parser.add_argument("--curve", type=Path, metavar="OUT.png",
+                        help="with --collect: plot Dice against corrected cases")
+    return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--work", type=Path, default=None)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--lr", type=float, default=None, help="learning rate (default: sssseg finetune's)")
-    parser.add_argument("--methods", nargs="+", default=["sss", "supervised"], choices=["sss", "supervised"])
-    args = parser.parse_args(argv)
+    args = parse_args(argv)
+    if args.collect:
+        return collect(args)
     if not GE_DIR.is_dir():
         print(f"needs the real GE head CT at {GE_DIR}", file=sys.stderr)
         return 2
     work = args.work or Path(tempfile.mkdtemp(prefix="new_site_"))
-    start = time.perf_counter()
-    ge = api.read_ct(GE_DIR)
-    site, unlabeled = build_site(work, ge)
-    tests = [site_phantom(s) for s in SEEDS["test"]] + [site_phantom(s, normal=True) for s in SEEDS["test_normal"]]
-    print(f"site data written in {time.perf_counter() - start:.0f} s: {site}, {unlabeled}", flush=True)
-    rows = [("bundled model (before)", score(bundled_model_path("tiny"), tests, ge), 0.0, "")]
-    for method in args.methods:
-        t0 = time.perf_counter()
-        request = FinetuneRequest(site, work / f"registry_{method}", unlabeled if method == "sss" else None,
-                                  steps=args.steps, device=args.device,
-                                  overrides={"method": method, **({"lr": args.lr} if args.lr else {})})
-        result = run_finetune(request, log=lambda line, tag=method: print(f"  [{tag}] {line}", flush=True))
-        seconds = time.perf_counter() - t0
-        gate = "passed" if result.decision.passed else "failed"
-        rows.append((f"{method}, {args.steps} steps", score(result.version.model_path, tests, ge), seconds, gate))
-    print("\n| model | Dice on 6 unseen site cases | mL on 2 unseen normal site cases | mL on the GE scan "
-          "(the site's own normal case) | fine-tune wall time | gate |\n|---|---|---|---|---|---|")
-    for name, s, seconds, gate in rows:
-        print(f"| {name} | {s['dice']:.3f} | {s['false_ml']:.2f} | {s['ge_ml']:.2f} | "
-              f"{f'{seconds / 60:.1f} min' if seconds else '-'} | {gate or '-'} |")
+    work.mkdir(parents=True, exist_ok=True)
+    profile, ge = PROFILES[args.profile], api.read_ct(GE_DIR)
+    tests = [site_phantom(SEED_BASE["test"] + i, profile, args.matrix) for i in range(args.tests)]
+    tests += [site_phantom(SEED_BASE["test_normal"] + i, profile, args.matrix, normal=True) for i in range(2)]
+    rows = [] if args.skip_bundled else [
+        {"name": "bundled (before)", **score(bundled_model_path(default_preset()), tests), "seconds": 0.0}]
+    for row in rows:
+        print(json.dumps(row), flush=True)
+    plan = [(n, m) for n in args.corrected for m in args.methods] + [(n, "sss") for n in args.sss_at]
+    for n, method in plan:
+        site, unlabeled = build_site(work, n, args.unlabeled if method == "sss" else 0, profile, args.matrix, ge)
+        row = run_row(args, work, site, unlabeled, f"{method}_{n}", method, {})
+        rows.append({**row, **score(Path(row["version"]), tests)})
+        print(json.dumps(rows[-1]), flush=True)
+    if args.harmful:
+        n = max(args.corrected)
+        site, unlabeled = build_site(work, n, 0, profile, args.matrix, ge)
+        row = run_row(args, work, site, unlabeled, f"harmful_{n}", "supervised",
+                      {"lr": 100 * args.lr, "freeze_encoder": False})
+        rows.append({**row, **score(Path(row["version"]), tests)})
+        print(json.dumps(rows[-1]), flush=True)
+    (work / "results.json").write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
+                                                   "rows": rows}, indent=1))
+    print_table(rows, args)
     return 0
+
+
+def print_table(rows: list[dict], args: argparse.Namespace) -> None:
+    print(f"\n| model | corrected cases (train + held out) | Dice, {n_tests(rows)} unseen site cases | mL, 2 unseen "
+          "normal cases | gate: reference set | gate: confirmed normal | gate: held out | decision | wall time |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        gate = r.get("gate")
+        parts = [f"{p['status']}: {p['text']}" for p in gate["parts"]] if gate else ["-", "-", "-"]
+        counts = r.get("counts")
+        cases = f"{counts['labeled_train']} + {counts['heldout']}" if counts else "-"
+        decision = ("accepted" if gate["passed"] else "refused") if gate else "-"
+        wall = f"{r['seconds'] / 60:.1f} min" if r["seconds"] else "-"
+        print(f"| {r['name']} | {cases} | {r['dice']:.3f} | {sum(r['normal_ml']):.2f} | {' | '.join(parts)} | "
+              f"{decision} | {wall} |")
+
+
+def collect(args: argparse.Namespace) -> int:
+    """One table from several runs' ``results.json`` (rows in the order given), and the curve."""
+    rows = [row for path in args.collect for row in json.loads(path.read_text())["rows"]]
+    print_table(rows, args)
+    if args.curve:
+        plot_curve(rows, args.curve)
+    return 0
+
+
+def plot_curve(rows: list[dict], out: Path) -> None:
+    """Dice on the unseen site cases against the number of corrected cases, per method (bundled: a line)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=120)
+    for method in ("supervised", "sss"):
+        points = sorted((r["counts"]["labeled_train"] + r["counts"]["heldout"] - r["counts"]["normal"], r["dice"])
+                        for r in rows if r["name"].startswith(method + "_"))
+        if points:
+            ax.plot(*zip(*points, strict=True), "o-", label=f"{method} fine-tune")
+    for r in rows:
+        if r["name"].startswith("bundled"):
+            ax.axhline(r["dice"], color="grey", ls="--", label="bundled model")
+    ax.set_xlabel("corrected cases with a bleed")
+    ax.set_ylabel(f"Dice, {n_tests(rows)} unseen site cases")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out)
+
+
+def n_tests(rows: list[dict]) -> int:
+    return max(len(r["per_case"]) for r in rows)
 
 
 if __name__ == "__main__":

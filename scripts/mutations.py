@@ -305,5 +305,24 @@ BATCH = (
              (_BATCH + "test_discovery_finds_volume_files_and_one_case_per_dicom_series",)),
 )
 
+_GATE = "Testing/test_registry.py::"
+GATE = (
+    Mutation("gate-reference-by-mean", "fine-tune gate (issue 23)", "reference set judged by mean, not interval",
+             "SSSSegmentLib/registry/gate.py", "ok = math.isfinite(iv.low) and iv.low >= -self.reference_margin",
+             "ok = math.isfinite(iv.mean) and iv.mean >= -self.reference_margin",
+             (_GATE + "test_gate_judges_the_reference_set_by_its_interval_not_its_mean",)),
+    Mutation("gate-judges-one-case", "fine-tune gate (issue 23)", "held-out cases judged however few they are",
+             "SSSSegmentLib/registry/gate.py", "if n < self.min_heldout:", "if n < 1:",
+             (_GATE + "test_gate_with_too_few_held_out_cases_cannot_judge_improvement",)),
+    Mutation("gate-normals-ignored", "fine-tune gate (issue 23)", "more mL on confirmed-normal cases passes",
+             "SSSSegmentLib/registry/gate.py",
+             "ok = math.isfinite(new_ml) and new_ml <= old_ml + self.max_normal_ml_increase", "ok = True",
+             (_GATE + "test_gate_refuses_more_bleed_on_normal_cases_and_held_out_evidence_of_worse",)),
+    Mutation("gate-held-out-only", "fine-tune gate (issue 23)", "the decision follows the held-out part alone",
+             "SSSSegmentLib/registry/gate.py", "return GateDecision(all(p.status != FAIL for p in parts), parts)",
+             "return GateDecision(parts[2].status != FAIL, parts)",
+             (_GATE + "test_gate_refuses_a_version_worse_on_the_reference_set_even_when_held_out_dice_rose",)),
+)
+
 MUTATIONS: tuple[Mutation, ...] = (PROMPTS + VOLUMES + SEGFILES + TRAINING + SLICER + MODEL + FALSE_ALARMS
-                                   + INTERACTIVE + SPEED + DECODER_TUNE + INPUT_SAFETY + BATCH)
+                                   + INTERACTIVE + SPEED + DECODER_TUNE + INPUT_SAFETY + BATCH + GATE)

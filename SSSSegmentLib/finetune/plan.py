@@ -9,6 +9,7 @@ from pathlib import Path
 from ..datasets import CasePaths, nifti_files, read_dataset_index
 from ..errors import InputError
 from ..registry import GateRule
+from .reference import ReferenceSpec
 
 DEFAULT_HELDOUT_SHARE = 0.25
 # Fine-tuning settings (TrainConfig fields) unless the request overrides them.
@@ -18,7 +19,8 @@ FINETUNE_DEFAULTS: dict = {"method": "sss", "lr": 1e-4, "warmup_steps": 10, "log
 
 @dataclass(frozen=True)
 class FinetuneRequest:
-    """One ``sssseg finetune`` call. ``overrides``: TrainConfig fields replacing ``FINETUNE_DEFAULTS``."""
+    """One ``sssseg finetune`` call. ``overrides``: TrainConfig fields replacing ``FINETUNE_DEFAULTS``;
+    ``reference``: the gate's fixed reference phantoms."""
 
     site_dir: Path
     registry_dir: Path
@@ -30,6 +32,7 @@ class FinetuneRequest:
     gate: GateRule = GateRule()
     device: str = "auto"
     overrides: dict = field(default_factory=dict)
+    reference: ReferenceSpec = ReferenceSpec()
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from ..datasets import CasePaths
 from ..errors import CheckpointError, InputError, OutputError
 from ..fsutil import atomic_path
 from ..progress import ProgressCallback, silent
-from ..registry import GateDecision, ModelRegistry, ModelVersion, SiteMetrics
+from ..registry import GateDecision, ModelFigures, ModelRegistry, ModelVersion
 from ..registry.store import disk_full_message
 from .plan import FINETUNE_DEFAULTS, FinetuneRequest, SitePlan, plan_site, write_run_index
 
@@ -32,8 +32,6 @@ RUN_FILE = "run.json"
 # these: the gate judges on the same held-out cases, and choosing on them would bias it to pass.
 VALIDATIONS_PER_RUN = 6
 LogFn = Callable[[str], None]
-# Fewer held-out cases than this and the log warns that the gate cannot judge reliably.
-FEW_HELDOUT = 3
 
 
 @dataclass(frozen=True)
@@ -57,8 +55,8 @@ def run_finetune(request: FinetuneRequest, progress: ProgressCallback = silent,
     plan = _plan_from(info)
     log(plan.describe())
     log(f"gate: {request.gate.describe()}")
-    if len(plan.heldout) < FEW_HELDOUT:
-        log(few_heldout_warning(len(plan.heldout)))
+    if len(plan.heldout) < request.gate.min_heldout:
+        log(few_heldout_warning(len(plan.heldout), request.gate.min_heldout))
     try:
         return _train_and_gate(registry, request, info, plan, progress, log)
     except OSError as exc:
@@ -83,7 +81,7 @@ def _train_and_gate(registry: ModelRegistry, request: FinetuneRequest, info: dic
     version = registry.find_run(info["run_id"])
     if version is None:
         version = _register(registry, request, info, plan, trained.final_checkpoint, config, log)
-    decision = GateDecision(bool(version.metrics["gate_passed"]), tuple(version.metrics["gate_reasons"]))
+    decision = GateDecision.from_dict(version.metrics["gate"])
     log(decision.describe())
     if decision.passed:
         registry.activate(version.version)
@@ -94,17 +92,22 @@ def _train_and_gate(registry: ModelRegistry, request: FinetuneRequest, info: dic
 
 def _register(registry: ModelRegistry, request: FinetuneRequest, info: dict, plan: SitePlan,
               final: Path, config: object, log: LogFn) -> ModelVersion:
-    """Measure the new model and the active one on the same site cases, then register the new one."""
-    new = _metrics_of(final, plan, request.device)
+    """Measure the new model and the active one on the same cases, decide, then register the new one."""
+    from .reference import estimate_scanner_profile, profile_to_dict, reference_phantoms
+
+    profile = estimate_scanner_profile(plan.train + plan.heldout, log)
+    reference = reference_phantoms(request.reference, profile)
+    new = _figures_of(final, reference, plan, request.device)
     active = registry.active()
-    old = _metrics_of(active.model_path, plan, request.device) if active else None
+    old = _figures_of(active.model_path, reference, plan, request.device) if active else None
     log(f"new model: {new.describe()}")
     if old is not None:
         log(f"active model {active.version}: {old.describe()}")
     decision = request.gate.decide(new, old)
-    metrics = {"site": new.to_dict(), "active_version": active.version if active else None,
-               "active_site": old.to_dict() if old else None, "gate_rule": request.gate.describe(),
-               "gate_passed": decision.passed, "gate_reasons": list(decision.reasons)}
+    metrics = {"figures": new.to_dict(), "active_version": active.version if active else None,
+               "active_figures": old.to_dict() if old else None, "gate_rule": request.gate.describe(),
+               "gate": decision.to_dict(), "reference_scanner": profile_to_dict(profile),
+               "reference_cases": request.reference.cases}
     version = registry.add_version(final, source=f"fine-tuned on {info['site']}", base=info["base"],
                                    data_counts=plan.counts(), config=config.to_dict(), metrics=metrics,
                                    run_id=info["run_id"])
@@ -112,13 +115,13 @@ def _register(registry: ModelRegistry, request: FinetuneRequest, info: dict, pla
     return version
 
 
-def _metrics_of(model_path: Path, plan: SitePlan, device: str) -> SiteMetrics:
+def _figures_of(model_path: Path, reference: list, plan: SitePlan, device: str) -> ModelFigures:
     from ..model import load_sss_checkpoint, resolve_device
-    from .metrics import site_metrics
+    from .metrics import model_figures
 
     torch_device = resolve_device(device)
     model = load_sss_checkpoint(model_path, device=str(torch_device))
-    return site_metrics(model, torch_device, plan.heldout, plan.normal)
+    return model_figures(model, torch_device, reference, plan.heldout, plan.normal)
 
 
 def _train_config(request: FinetuneRequest, info: dict, plan: SitePlan, work: Path):  # noqa: ANN202
@@ -133,12 +136,11 @@ def _train_config(request: FinetuneRequest, info: dict, plan: SitePlan, work: Pa
     return TrainConfig.from_dict(values)
 
 
-def few_heldout_warning(n_heldout: int) -> str:
-    """The log's warning when the gate judges on fewer than ``FEW_HELDOUT`` held-out cases."""
-    return (f"warning: the gate judges on {n_heldout} held-out case(s); so few cannot tell a better model "
-            f"from one that fits them (on the new-site benchmark both fine-tunes passed on 1 case and were "
-            f"worse on unseen cases). Add corrected cases, and roll back (sssseg models rollback) if the "
-            f"new version does worse")
+def few_heldout_warning(n_heldout: int, min_heldout: int) -> str:
+    """The log's warning when the gate has fewer than ``min_heldout`` held-out cases to judge by."""
+    return (f"warning: {n_heldout} held-out case(s): the gate cannot judge improvement with fewer than "
+            f"{min_heldout}; it decides on the reference set (forgetting) and the confirmed-normal cases alone. "
+            f"Add corrected cases for the gate to see whether a fine-tune helps this site")
 
 
 def has_interrupted_run(registry_dir: Path) -> bool:

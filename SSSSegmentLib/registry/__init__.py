@@ -15,9 +15,9 @@ The engine (``api.load_model``), the CLI and the Slicer module read the same reg
 
 from __future__ import annotations
 
-from .gate import GateDecision, GateRule, SiteMetrics
-from .location import REGISTRY_ENV, active_model_path, default_registry_dir
-from .store import ModelRegistry, ModelVersion
+from .gate import GateDecision, GatePart, GateRule, ModelFigures, paired_bootstrap
+from .location import REGISTRY_ENV, default_registry_dir
+from .store import ModelRegistry, ModelVersion, active_model_path
 
-__all__ = ["REGISTRY_ENV", "GateDecision", "GateRule", "ModelRegistry", "ModelVersion", "SiteMetrics",
-           "active_model_path", "default_registry_dir"]
+__all__ = ["REGISTRY_ENV", "GateDecision", "GatePart", "GateRule", "ModelFigures", "ModelRegistry", "ModelVersion",
+           "active_model_path", "default_registry_dir", "paired_bootstrap"]

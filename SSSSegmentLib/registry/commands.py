@@ -6,14 +6,20 @@ import argparse
 from pathlib import Path
 
 from ..errors import InputError
-from .gate import GateRule
+from .gate import GateDecision, GateRule
 from .location import REGISTRY_ENV, default_registry_dir
 from .store import ModelRegistry
 
 
-def _registry_arg(parser: argparse.ArgumentParser, required: bool = False) -> None:
+def _registry_arg(parser: argparse.ArgumentParser, required: bool = False, inherited: bool = False) -> None:
+    """``--registry DIR``. ``inherited``: on a ``models`` action, where it may also stand after the
+    action (``sssseg models list --registry R``, README's form) as well as before it; its default is
+    then left to the ``models`` parser (argparse.SUPPRESS keeps an absent one from overwriting it)."""
+    if required:
+        parser.add_argument("--registry", type=Path, required=True, help="model registry folder")
+        return
     where = default_registry_dir()
-    parser.add_argument("--registry", type=Path, required=required, default=None if required else where,
+    parser.add_argument("--registry", type=Path, default=argparse.SUPPRESS if inherited else where,
                         help=f"model registry folder (default: ${REGISTRY_ENV}, else {where})")
 
 
@@ -22,7 +28,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     models = sub.add_parser("models", help="list, activate, roll back or import model versions")
     _registry_arg(models)
     actions = models.add_subparsers(dest="models_command", required=True)
-    actions.add_parser("list", help="the registered versions, the active one marked")
+    lst = actions.add_parser("list", help="the registered versions, the active one marked, with their gate figures")
     act = actions.add_parser("activate", help="make a version the active model")
     act.add_argument("version")
     back = actions.add_parser("rollback", help="activate an earlier version (default: the previously active one)")
@@ -31,6 +37,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     imp.add_argument("file", type=Path)
     imp.add_argument("--sha256", help="the published SHA-256 of the file")
     imp.add_argument("--activate", action="store_true", help="also make it the active model (no gate)")
+    for action in (lst, act, back, imp):
+        _registry_arg(action, inherited=True)
 
     ft = sub.add_parser("finetune", help="fine-tune on the site's corrected + unlabeled scans, behind the gate")
     ft.add_argument("--site", type=Path, required=True, help="site folder (dataset.json + corrected cases)")
@@ -42,7 +50,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     ft.add_argument("--resume", action="store_true", help="continue the interrupted run in REGISTRY/work")
     ft.add_argument("--heldout-share", type=float, default=0.25,
                     help="share of corrected cases held out for validation (at least 1; default 0.25)")
-    ft.add_argument("--max-dice-drop", type=float, default=0.0, help="gate: tolerated Dice drop (default 0)")
+    ft.add_argument("--reference-margin", type=float, default=GateRule.reference_margin,
+                    help="gate: non-inferiority margin on the fixed reference phantoms, the lowest tolerated lower "
+                         f"end of the paired interval of the Dice difference (default {GateRule.reference_margin})")
+    ft.add_argument("--max-dice-drop", type=float, default=0.0,
+                    help="gate: tolerated Dice drop on the held-out corrected cases (default 0)")
     ft.add_argument("--max-normal-ml-increase", type=float, default=0.0,
                     help="gate: tolerated extra mL called bleed on confirmed-normal scans (default 0)")
     ft.add_argument("--train-config", type=Path, help="yaml of training settings overriding the fine-tune defaults")
@@ -76,17 +88,19 @@ def cmd_models(args: argparse.Namespace, out: object) -> int:
 
 
 def format_versions(registry: ModelRegistry) -> str:
-    """One line per version: name, active mark, base, date, site figures, source."""
+    """One line per version (name, active mark, base, date, source), then one line per part of its gate
+    decision with the figures (versions a fine-tune registered)."""
     active = registry.active()
     lines = [f"registry {registry.root}"]
     for v in registry.versions():
         mark = "*" if active is not None and v.version == active.version else " "
-        site = (v.metrics or {}).get("site")
-        figures = ""
-        if site:
-            dice = site.get("dice_present")
-            figures = f" Dice {'n/a' if dice is None else f'{dice:.3f}'}, normal {site['normal_ml']:.2f} mL;"
-        lines.append(f"{mark} {v.version}  base {v.base or '-'}  {v.created}{figures} {v.source}")
+        lines.append(f"{mark} {v.version}  base {v.base or '-'}  {v.created} {v.source}")
+        gate = (v.metrics or {}).get("gate")
+        if gate:
+            decision = GateDecision.from_dict(gate)
+            lines.append(f"      gate {'passed' if decision.passed else 'refused'} against "
+                         f"{v.metrics.get('active_version') or 'no active model'}:")
+            lines += [f"        {reason}" for reason in decision.reasons]
     if len(lines) == 1:
         lines.append("  (no versions)")
     return "\n".join(lines)
@@ -119,7 +133,8 @@ def cmd_finetune(args: argparse.Namespace, out) -> int:  # noqa: ANN001  (cli.Re
     from ..finetune import FinetuneRequest, run_finetune
 
     try:
-        gate = GateRule(args.max_dice_drop, args.max_normal_ml_increase)
+        gate = GateRule(reference_margin=args.reference_margin, max_normal_ml_increase=args.max_normal_ml_increase,
+                        max_dice_drop=args.max_dice_drop)
     except ValueError as exc:
         raise InputError(str(exc)) from None
     if args.steps < 1:

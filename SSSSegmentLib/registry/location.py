@@ -1,5 +1,8 @@
 """Where the registry lives: ``$SSSSEG_REGISTRY``, else ``<user data dir>/sssseg/registry``.
 
+The bottom of the package: it names folders and files and imports nothing else of the registry
+(``store`` builds on it).
+
 The user data dir is ``$XDG_DATA_HOME`` (default ``~/.local/share``) on Linux, ``%APPDATA%`` on
 Windows and ``~/Library/Application Support`` on macOS. ``SSSSEG_REGISTRY`` set to an empty string
 turns the registry off (the engine then uses the bundled model). Plain Python: no torch.
@@ -31,21 +34,6 @@ def default_registry_dir() -> Path | None:
     if value is not None:
         return Path(value).expanduser() if value.strip() else None
     return user_data_dir() / "sssseg" / "registry"
-
-
-def active_model_path(registry_dir: Path | str | None = None) -> tuple[str, Path] | None:
-    """(version, model file) of the registry's active model, or None when there is none.
-
-    Cheap (reads one small JSON file): the engine calls it on every default model load. A damaged
-    pointer is not silently skipped: ``ModelRegistry.active`` raises a clear error for it.
-    """
-    folder = Path(registry_dir) if registry_dir is not None else default_registry_dir()
-    if folder is None or not (folder / ACTIVE_NAME).is_file():
-        return None
-    from .store import ModelRegistry
-
-    version = ModelRegistry(folder).active()
-    return None if version is None else (version.version, version.model_path)
 
 
 def read_json(path: Path) -> object:

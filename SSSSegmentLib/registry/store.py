@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..errors import CheckpointError, InputError, OutputError
 from ..fsutil import atomic_path, file_sha256
-from .location import ACTIVE_NAME, MODEL_NAME, read_json
+from .location import ACTIVE_NAME, MODEL_NAME, default_registry_dir, read_json
 
 REGISTRY_FORMAT = "sssseg-registry-v1"
 VERSION_NAME = "version.json"
@@ -25,7 +25,8 @@ _VERSION_RE = re.compile(r"^v\d{4,}$")
 class ModelVersion:
     """One registered model. ``base``: the version it was fine-tuned from (None: imported/bundled);
     ``data_counts``: cases used (labeled, held out, normal, unlabeled); ``config``: the training
-    settings; ``metrics``: validation figures (``SiteMetrics.to_dict``); ``sha256`` of the model file."""
+    settings; ``metrics``: the gate's figures and decision (``ModelFigures`` / ``GateDecision.to_dict``);
+    ``sha256`` of the model file."""
 
     version: str
     root: Path
@@ -190,6 +191,19 @@ class ModelRegistry:
                                   "(the file is damaged or not the one published)")
         version = self.add_version(path, source=f"imported {path.name}")
         return self.activate(version.version) if activate else version
+
+
+def active_model_path(registry_dir: Path | str | None = None) -> tuple[str, Path] | None:
+    """(version, model file) of the registry's active model, or None when there is none.
+
+    Cheap (reads one small JSON file): the engine calls it on every default model load. A damaged
+    pointer is not silently skipped: ``ModelRegistry.active`` raises a clear error for it.
+    """
+    folder = Path(registry_dir) if registry_dir is not None else default_registry_dir()
+    if folder is None or not (folder / ACTIVE_NAME).is_file():
+        return None
+    version = ModelRegistry(folder).active()
+    return None if version is None else (version.version, version.model_path)
 
 
 def verify_checkpoint(path: Path) -> dict:
