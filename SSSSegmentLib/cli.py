@@ -18,7 +18,7 @@ from .errors import SSSSegError
 from .progress import ProgressCallback, emit_json, json_progress, silent, tqdm_progress
 
 LOG = logging.getLogger("sssseg")
-PRESET_CHOICES = ("fast", "paper", "paper-sam2", "tiny")
+PRESET_CHOICES = ("fast", "lite", "paper", "paper-sam2", "tiny")
 
 
 class Reporter:
