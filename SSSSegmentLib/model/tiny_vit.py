@@ -7,7 +7,7 @@ Input (B, 3, S, S) with S divisible by 4; output (B, 256, S/4, S/4) (256 x 64 x 
     stage 1           2 window-attention blocks (window 7) at S/2, merge to S/4 (160)
     stage 2           6 window-attention blocks (window 14) at S/4, merge without stride (320)
     stage 3           2 window-attention blocks (window 7) at S/4
-    neck              1x1 conv, LayerNorm2d, 3x3 conv, LayerNorm2d -> 256 channels
+    neck              1x1 conv, LayerNorm over channels, 3x3 conv, LayerNorm -> 256 channels
 
 Module and parameter names follow the checkpoint's ``image_encoder.*`` keys, so its state dict
 loads strictly. Every stage keeps its feature maps as (B, C, H, W) except inside the attention
@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as nnf
 from torch import nn
+
+from .dfe import ChannelLayerNorm
 
 
 @dataclass(frozen=True)
@@ -45,21 +47,6 @@ class ConvBN(nn.Sequential):
         super().__init__()
         self.add_module("c", nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False))
         self.add_module("bn", nn.BatchNorm2d(cout))
-
-
-class LayerNorm2d(nn.Module):
-    """LayerNorm over the channel axis of (B, C, H, W) (SAM's LayerNorm2d, eps 1e-6)."""
-
-    def __init__(self, channels: int, eps: float = 1e-6) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(channels))
-        self.bias = nn.Parameter(torch.zeros(channels))
-        self.eps = eps
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mean = x.mean(1, keepdim=True)
-        var = (x - mean).pow(2).mean(1, keepdim=True)
-        return self.weight[:, None, None] * ((x - mean) / torch.sqrt(var + self.eps)) + self.bias[:, None, None]
 
 
 class PatchEmbed(nn.Module):
@@ -200,8 +187,8 @@ class TinyViT(nn.Module):
             stages.append(Stage(blocks, merge))
         self.layers = nn.ModuleList(stages)
         out = config.out_channels
-        self.neck = nn.Sequential(nn.Conv2d(dims[-1], out, 1, bias=False), LayerNorm2d(out),
-                                  nn.Conv2d(out, out, 3, padding=1, bias=False), LayerNorm2d(out))
+        self.neck = nn.Sequential(nn.Conv2d(dims[-1], out, 1, bias=False), ChannelLayerNorm(out),
+                                  nn.Conv2d(out, out, 3, padding=1, bias=False), ChannelLayerNorm(out))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Images (B, 3, S, S) -> image embedding (B, 256, S/4, S/4)."""
