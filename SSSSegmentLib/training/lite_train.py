@@ -125,7 +125,7 @@ def train_on_bank(model: SSSModel, bank: EncoderBank, cfg: LiteTrainConfig,
 
 
 # The lite model's recommended inference, stored in its checkpoint (``inference_config_for``).
-LITE_INFERENCE = {"intracranial_only": True, "bf16": True}
+LITE_INFERENCE = {"intracranial_only": True, "bf16": True, "refine": True}
 
 
 def main(argv: list[str] | None = None) -> int:
