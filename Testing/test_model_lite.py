@@ -84,7 +84,7 @@ def test_missing_package_is_one_clear_message(monkeypatch):
 def test_forward_shapes(lite, lite_feats):
     assert lite.num_levels == 1 and lite.mask_stride == 1
     assert lite_feats.image_embed.shape == (2, 256, S // 4, S // 4)
-    assert lite_feats.fpn_stride4.shape == (2, 256, S // 4, S // 4)
+    assert lite_feats.fpn_stride4.shape == (2, 64, S // 4, S // 4)  # projected to dfe_channels
     assert lite_feats.high_res == []
     assert lite.coarse_logits(lite_feats).shape == (2, 6, S // 2, S // 2)
     masks, iou = lite.decode(lite_feats, torch.tensor([1, 0, 1]), boxes_xyxy=torch.tensor([[30.0, 40, 90, 120]] * 3))
