@@ -132,8 +132,10 @@ def _coarse(volume: CTVolume, model: torch.nn.Module, device: torch.device, conf
     candidates, n_encoded, batch = coarse_candidates(model, volume, device, threshold, config.acquired_planes,
                                                      config.batch_size, progress, clock, log,
                                                      config.intracranial_only)
-    if n_encoded < volume.shape_zyx[0]:
-        (log or LOG.info)(f"encoded {n_encoded} slices or acquired planes of the {volume.shape_zyx[0]} slices")
+    if config.intracranial_only:
+        (log or LOG.info)(f"encoded the {n_encoded} slices or acquired planes with intracranial content")
+    elif n_encoded < volume.shape_zyx[0]:
+        (log or LOG.info)(f"encoded the {n_encoded} acquired planes, not the {volume.shape_zyx[0]} resampled slices")
     return candidates, None, batch
 
 
