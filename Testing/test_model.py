@@ -22,6 +22,7 @@ from SSSSegmentLib.model import (
     resolve_device,
 )
 from SSSSegmentLib.model.preprocess import CHUNK_SLICES, PIXEL_MEAN, PIXEL_STD
+from SSSSegmentLib.model.presets import SAM2_PRESETS
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +53,7 @@ def test_unknown_preset_lists_choices():
         get_preset("huge")
 
 
-@pytest.mark.parametrize("name", sorted(PRESETS))
+@pytest.mark.parametrize("name", sorted(SAM2_PRESETS))
 def test_every_preset_config_composes(name):
     """Each preset's sam2 config + overrides resolve through Hydra to the preset's input size."""
     import sam2  # noqa: F401  (initialises sam2's Hydra config module)
@@ -375,7 +376,7 @@ def test_points_and_masks_agree():
 # --- SAM-2 configs frozen to JSON (model/sam2_config.py) --------------------------------------------
 
 
-@pytest.mark.parametrize("name", sorted(PRESETS))
+@pytest.mark.parametrize("name", sorted(SAM2_PRESETS))
 def test_each_frozen_sam2_config_is_the_hydra_composition(name: str) -> None:
     """The stored record must be what sam2's Hydra configs compose to today (else run
     ``python -m SSSSegmentLib.model.sam2_config`` and commit the result)."""

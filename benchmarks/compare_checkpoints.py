@@ -7,7 +7,10 @@ the mL each checkpoint calls on the real GE head CT of ``../shared/data`` beside
         runs/demo_tiny_stage6/final.safetensors
 
 ``--refine on`` / ``off`` overrides each checkpoint's recommended ``refine`` (the SAM-2 decoder on the
-PCPG prompts); ``both`` runs every checkpoint twice, off then on.
+PCPG prompts); ``both`` runs every checkpoint twice, off then on. ``--inserted N`` adds the Dice per
+class of lesions inserted into the GE scan (``real_scan_check.inserted_dice``, N cases a class) and
+``--process`` the whole ``sssseg segment`` process on the GE scan (wall time and peak RSS, from
+``/usr/bin/time -v``); ``--test 0`` leaves the phantoms out.
 """
 
 import argparse
@@ -43,6 +46,8 @@ def main() -> int:
     ap.add_argument("--test-seed", type=int, default=810_000, help="seed of the first test phantom")
     ap.add_argument("--refine", choices=("model", "on", "off", "both"), default="model",
                     help="SAM-2 decoder refinement: as each checkpoint recommends (model), on, off, or both")
+    ap.add_argument("--inserted", type=int, default=0, help="GE inserted-lesion cases per class (0: none)")
+    ap.add_argument("--process", action="store_true", help="time the whole sssseg process on the GE scan")
     args = ap.parse_args()
     if not GE_DIR.is_dir():
         print(f"needs the real GE head CT at {GE_DIR}", file=sys.stderr)
@@ -57,7 +62,42 @@ def main() -> int:
     for ckpt in args.checkpoints:
         for refine in refines:
             compare_one(ckpt, refine, tests, demo, ge, dev)
+        if args.inserted:
+            inserted_one(ckpt, ge, args.inserted)
+        if args.process:
+            process_one(ckpt)
     return 0
+
+
+def inserted_one(ckpt: Path, ge: object, per_class: int) -> None:
+    """Dice per class of lesions inserted into the GE scan (the checkpoint's recommended settings)."""
+    from real_scan_check import inserted_dice
+
+    t0 = time.perf_counter()
+    scores = inserted_dice(ge, api.load_model(checkpoint=ckpt, device="cpu"), per_class, 0)
+    means = {k: float(np.mean(v)) for k, v in scores.items()}
+    print(f"GE inserted lesions ({per_class} a class, {time.perf_counter() - t0:.0f} s): "
+          + ", ".join(f"{k} {v:.3f}" for k, v in means.items()) + f"; mean {np.mean(list(means.values())):.3f}",
+          flush=True)
+
+
+def process_one(ckpt: Path) -> None:
+    """Wall time and peak RSS of ``sssseg segment GE_DIR out.nii.gz --checkpoint ckpt`` (a fresh process)."""
+    import re
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = ["/usr/bin/time", "-v", str(Path(sys.executable).parent / "sssseg"), "segment", str(GE_DIR),
+               str(Path(tmp) / "out.nii.gz"), "--checkpoint", str(ckpt), "--device", "cpu", "--progress", "none"]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    wall = re.search(r"Elapsed \(wall clock\) time.*: (?:(\d+):)?(\d+):([\d.]+)", out.stderr)
+    rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", out.stderr)
+    if out.returncode or not wall or not rss:
+        print(f"whole process failed ({out.returncode}): {out.stderr[-500:]}", flush=True)
+        return
+    seconds = int(wall.group(1) or 0) * 3600 + int(wall.group(2)) * 60 + float(wall.group(3))
+    print(f"whole process on the GE scan: {seconds:.1f} s, peak RSS {int(rss.group(1)) / 1024:.0f} MiB", flush=True)
 
 
 def compare_one(ckpt: Path, refine: bool | None, tests: list, demo: object, ge: object, dev: object) -> None:
@@ -71,7 +111,8 @@ def compare_one(ckpt: Path, refine: bool | None, tests: list, demo: object, ge: 
     demo_dice = np.mean(demo_case.dice_in_truth())
     ge_ml = segment_volume(ge, model, dev, config, log=quiet).volumes_ml
     print(f"== {ckpt}, refine {'on' if config.refine else 'off'} ({time.perf_counter() - t0:.0f} s)")
-    print(describe(evaluate(ckpt, tests, "cpu", refine)))
+    if tests:
+        print(describe(evaluate(ckpt, tests, "cpu", refine)))
     print(f"demo phantom {DEMO_SEED}, the demo's measure: {demo_dice:.3f}")
     print("real GE scan, mL: " + ", ".join(f"{k} {v:.2f}" for k, v in ge_ml.items())
           + f"; total {sum(ge_ml.values()):.2f}", flush=True)

@@ -40,6 +40,8 @@ echo "[setup] pinned requirements"
 "${PIP[@]}" install -q -r scripts/requirements.txt
 echo "[setup] sam2 1.1.0 without build isolation, deps or CUDA extension"
 SAM2_BUILD_CUDA=0 "${PIP[@]}" install -q --no-build-isolation --no-deps sam2==1.1.0
+echo "[setup] no-deps pins of requirements.txt (LiteMedSAM weights)"
+sed -n 's/^# no-deps: //p' scripts/requirements.txt | xargs -r "${PIP[@]}" install -q --no-deps
 echo "[setup] SSSSegment (editable)"
 # setuptools prints an "Editable installation" InformationOnly box for every editable install;
 # silence that one message only (PYTHONWARNINGS matches the start of the message).

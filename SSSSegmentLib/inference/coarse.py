@@ -25,6 +25,18 @@ from .timing import StageClock
 _GRID_CHUNK = 8  # output slices blended at once (bounds the float32 intermediate)
 
 
+MIN_CAVITY_FRACTION = 0.02  # a slice "has intracranial content" when this much of it is cavity
+
+
+def intracranial_slices(hu_kyx: np.ndarray, geometry: object) -> np.ndarray:
+    """(K,) bool: the slices (K, J, I) whose intracranial cavity (``prompts.anatomy``) covers at least
+    ``MIN_CAVITY_FRACTION`` of the slice; ``geometry`` gives the in-plane spacing."""
+    from ..prompts.anatomy import intracranial_cavity
+
+    cavity = intracranial_cavity(hu_kyx, geometry)
+    return cavity.reshape(cavity.shape[0], -1).mean(axis=1) >= MIN_CAVITY_FRACTION
+
+
 def acquired_planes(volume: CTVolume) -> AcquiredPlanes | None:
     """The volume's acquired planes when encoding them is less work than its K slices, else None."""
     planes = volume.planes
@@ -43,25 +55,32 @@ def coarse_candidates(
     progress: ProgressCallback = silent,
     clock: StageClock | None = None,
     log: Callable[[str], None] | None = None,
+    intracranial_only: bool = False,
 ) -> tuple[np.ndarray, int, int]:
     """(candidates uint8 (K, J, I) on the volume grid, slices encoded, encoder batch size).
 
     ``candidates`` is ``candidate_label_map`` of the coarse probabilities at ``threshold``. With
     ``use_planes`` and acquired planes worth it (``acquired_planes``), the model sees the S acquired
-    planes and their probabilities are blended onto the grid; otherwise it sees the K slices.
+    planes and their probabilities are blended onto the grid; otherwise it sees the K slices. With
+    ``intracranial_only`` only the slices (planes) with intracranial content are encoded.
     """
     clock = clock or StageClock()
     planes = acquired_planes(volume) if use_planes else None
     candidates = np.empty(volume.shape_zyx, dtype=np.uint8)
+    hu = volume.hu_zyx if planes is None else planes.hu_szyx
+    wanted = None
+    if intracranial_only:
+        with clock.stage("slice_selection"):
+            wanted = intracranial_slices(hu, volume.geometry)
     if planes is None:
         def reduce(lo: int, hi: int, probs: np.ndarray) -> None:
             candidates[lo:hi] = candidate_label_map(probs, threshold)
 
-        batch = stream_probabilities(model, volume.hu_zyx, device, reduce, batch_size, progress, clock, log)
-        return candidates, volume.shape_zyx[0], batch
-    blender = _PlaneBlender(planes, candidates, threshold)
-    batch = stream_probabilities(model, planes.hu_szyx, device, blender.add, batch_size, progress, clock, log)
-    return candidates, planes.n_planes, batch
+        on_batch = reduce
+    else:
+        on_batch = _PlaneBlender(planes, candidates, threshold).add
+    batch = stream_probabilities(model, hu, device, on_batch, batch_size, progress, clock, log, wanted)
+    return candidates, int(hu.shape[0] if wanted is None else wanted.sum()), batch
 
 
 class _PlaneBlender:

@@ -23,6 +23,11 @@ class InferenceConfig:
     acquired_planes: encode the acquired planes of a DICOM stack that reading resampled along k
         (gantry tilt, uneven spacing) when there are fewer of them, and blend their probabilities
         onto the grid (``coarse.coarse_candidates``); False encodes the K resampled slices.
+    intracranial_only: encode only the slices (or acquired planes) with intracranial content
+        (``coarse.intracranial_slices``); the others are background without running the model.
+        A heavy encoder's saving (the lite preset recommends it); PCPG drops extracranial
+        candidates anyway.
+    bf16: run the model under bfloat16 autocast on the CPU as well (CUDA always uses it).
     keep_features: the plain reference path: keep every slice's features and the full probability
         volume (memory grows with K). False streams: probabilities are reduced batch by batch and
         only the slices that hold prompts are encoded again for the decoder.
@@ -35,6 +40,8 @@ class InferenceConfig:
     prompt_batch: int = 64
     prompts: PromptConfig = field(default_factory=PromptConfig)
     acquired_planes: bool = True
+    intracranial_only: bool = False
+    bf16: bool = False
     keep_features: bool = False
 
     @classmethod

@@ -58,6 +58,13 @@ def autocast_for(device: torch.device) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
+def cpu_bf16(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
+    """bfloat16 autocast on the CPU when ``enabled`` (``InferenceConfig.bf16``), else nothing."""
+    if enabled and device.type == "cpu":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def map_features(features: object, fn: Callable[[torch.Tensor], torch.Tensor]) -> object:
     """Apply ``fn`` to every tensor of a features dataclass (tensors and lists of tensors)."""
     changes = {}
@@ -174,24 +181,65 @@ def stream_probabilities(
     progress: ProgressCallback = silent,
     clock: StageClock | None = None,
     log: Callable[[str], None] | None = None,
+    wanted: np.ndarray | None = None,
 ) -> int:
     """Coarse per-label probabilities of every slice, batch by batch, keeping nothing.
 
     hu_kyx: float32 (K, J, I) in HU. ``on_batch(lo, hi, probs)`` receives float32 (6, hi - lo, J, I)
-    for slices [lo, hi) and reduces them (memory then does not grow with K). Times go to ``clock``
-    (preprocess, encoder, dfe_head, to_grid). Returns the batch size that finally worked.
+    for slices [lo, hi) and reduces them (memory then does not grow with K). ``wanted`` (K,) bool:
+    only those slices run through the model; the others get background probability 1. Times go to
+    ``clock`` (preprocess, encoder, dfe_head, to_grid). Returns the batch size that finally worked.
     """
     clock = clock or StageClock()
+    order = np.arange(hu_kyx.shape[0]) if wanted is None else np.flatnonzero(wanted)
     n_slices = hu_kyx.shape[0]
 
     def step(lo: int, hi: int) -> None:
-        _, logits, frame = _encode_batch(model, hu_kyx[lo:hi], device, clock, "coarse")
+        ks = order[lo:hi]
+        _, logits, frame = _encode_batch(model, hu_kyx[ks], device, clock, "coarse")
         with clock.stage("to_grid"):
-            on_batch(lo, hi, slice_probabilities(frame, logits))
-        progress("encode", 0.1 + 0.6 * hi / n_slices, f"slice {hi}/{n_slices}")
+            probs = slice_probabilities(frame, logits)
+            if wanted is None:
+                on_batch(int(ks[0]), int(ks[-1]) + 1, probs)
+            else:
+                _emit_with_background(on_batch, ks, probs, order, lo, hi, n_slices)
+        progress("encode", 0.1 + 0.6 * hi / max(1, len(order)), f"slice {hi}/{len(order)}")
 
     batch = batch_size or default_batch_size(model.preset.image_size, device)
-    return run_batched(n_slices, batch, step, _oom_logger(log))
+    if not len(order):
+        shape = (6, n_slices, *hu_kyx.shape[1:])
+        on_batch(0, n_slices, _background(shape))
+        return batch
+    return run_batched(len(order), batch, step, _oom_logger(log))
+
+
+def _background(shape: tuple[int, ...]) -> np.ndarray:
+    """Probabilities (6, n, J, I): background 1, every class 0."""
+    probs = np.zeros(shape, dtype=np.float32)
+    probs[0] = 1.0
+    return probs
+
+
+def _emit_with_background(on_batch: Callable[[int, int, np.ndarray], None], ks: np.ndarray, probs: np.ndarray,
+                          order: np.ndarray, lo: int, hi: int, n_slices: int) -> None:
+    """Hand the encoded slices ``ks`` = ``order[lo:hi]`` (probabilities (6, len(ks), J, I)) to
+    ``on_batch`` in k order with the skipped slices as background: those before the first encoded
+    slice (first batch only), between them, and after them up to the next encoded slice (or K), so
+    ``on_batch`` sees consecutive runs covering 0..K exactly once."""
+    first, end = int(ks[0]), int(ks[-1]) + 1
+    if lo == 0 and first > 0:
+        on_batch(0, first, _background((probs.shape[0], first, *probs.shape[2:])))
+    on_batch(first, end, _scatter(probs, ks))
+    stop = int(order[hi]) if hi < len(order) else n_slices
+    if stop > end:
+        on_batch(end, stop, _background((probs.shape[0], stop - end, *probs.shape[2:])))
+
+
+def _scatter(probs: np.ndarray, ks: np.ndarray) -> np.ndarray:
+    """Probabilities of slices ``ks`` (sorted, maybe with gaps) on the contiguous run ks[0]..ks[-1]."""
+    out = _background((probs.shape[0], int(ks[-1] - ks[0]) + 1, *probs.shape[2:]))
+    out[:, ks - ks[0]] = probs
+    return out
 
 
 @torch.no_grad()

@@ -18,7 +18,7 @@ from ..volumes.geometry import CTVolume, Geometry
 from ..volumes.orientation import to_axial
 from .coarse import coarse_candidates
 from .config import InferenceConfig, inference_config_for
-from .encode import encode_features, encode_volume
+from .encode import cpu_bf16, encode_features, encode_volume
 from .refine import decode_prompts, fuse_refined
 from .timing import StageClock
 
@@ -95,7 +95,7 @@ def segment_axial(
     clock = StageClock()
     model.eval()
     progress("encode", 0.1, "image encoder")
-    with clock.stage("encode"):
+    with clock.stage("encode"), cpu_bf16(device, config.bf16):
         candidates, encoded, batch = _coarse(volume, model, device, config, progress, clock, log)
     progress("prompts", 0.72, "physical constraints")
     with clock.stage("prompts"):
@@ -106,7 +106,9 @@ def segment_axial(
     with clock.stage("refine"):
         labels_zyx = np.asarray(prompt_set.kept_zyx, dtype=np.uint8)
         if config.refine and prompts:
-            labels_zyx = _refine(volume, model, device, config, prompts, prompt_set, encoded, progress, clock)
+            with cpu_bf16(device, config.bf16):
+                labels_zyx = _refine(volume, model, device, config, prompts, prompt_set, encoded, progress,
+                                     clock)
     progress("done", 1.0, f"{len(prompts)} prompts")
     return SegmentationResult(
         labels_zyx=labels_zyx,
@@ -128,8 +130,11 @@ def _coarse(volume: CTVolume, model: torch.nn.Module, device: torch.device, conf
         encoded = encode_volume(model, volume.hu_zyx, device, config.batch_size, progress, log=log, clock=clock)
         return candidate_label_map(encoded.prob_lzyx, threshold), encoded, encoded.batch_size
     candidates, n_encoded, batch = coarse_candidates(model, volume, device, threshold, config.acquired_planes,
-                                                     config.batch_size, progress, clock, log)
-    if n_encoded < volume.shape_zyx[0]:
+                                                     config.batch_size, progress, clock, log,
+                                                     config.intracranial_only)
+    if config.intracranial_only:
+        (log or LOG.info)(f"encoded the {n_encoded} slices or acquired planes with intracranial content")
+    elif n_encoded < volume.shape_zyx[0]:
         (log or LOG.info)(f"encoded the {n_encoded} acquired planes, not the {volume.shape_zyx[0]} resampled slices")
     return candidates, None, batch
 

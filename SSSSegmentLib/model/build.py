@@ -49,7 +49,12 @@ def _mps_available() -> bool:
 def build_sam(preset: ModelPreset) -> torch.nn.Module:
     """Random-init SAM2Base for ``preset`` (on CPU, eval mode): from its frozen config when that matches
     the installed sam2 (``sam2_config``), else through sam2's own Hydra config + builder; both make
-    the same modules in the same order, so a seed gives the same weights."""
+    the same modules in the same order, so a seed gives the same weights. A "litemedsam" preset gets
+    a random-init ``LiteSAM`` (``build_model`` then loads its pretrained weights)."""
+    if preset.backbone == "litemedsam":
+        from .lite_sam import LiteSAM
+
+        return LiteSAM(preset.image_size).eval()
     from .sam2_config import frozen_config, instantiate
 
     config = frozen_config(preset)
@@ -69,15 +74,20 @@ def build_model(
 ) -> SSSModel:
     """SSSModel for ``preset`` (eval mode) on ``device``.
 
-    Random initialisation without ``sam2_checkpoint``; with an official SAM-2/2.1 checkpoint
-    path, its ``model`` state dict is loaded strictly into the SAM-2 part (never unpickling code),
-    and its sha256 is recorded as ``model.sam2_checkpoint_sha256`` (checked against
+    Random initialisation without ``sam2_checkpoint`` (a "litemedsam" preset always starts from the
+    LiteMedSAM weights: the file ``sam2_checkpoint`` names, else the installed package's); with an
+    official SAM-2/2.1 checkpoint path, its ``model`` state dict is loaded strictly into the SAM-2
+    part (never unpickling code), and its sha256 is recorded as ``model.sam2_checkpoint_sha256`` (checked against
     ``expected_sha256`` when given). DFE and coarse head stay at their initialisation.
     """
     preset = get_preset(preset) if isinstance(preset, str) else preset
     sam = build_sam(preset)
     sha = None
-    if sam2_checkpoint is not None:
+    if preset.backbone == "litemedsam":  # always its pretrained weights: the package's file, or the one given
+        from .lite_sam import load_litemedsam_weights
+
+        sha = load_litemedsam_weights(sam, None if sam2_checkpoint is None else Path(sam2_checkpoint))
+    elif sam2_checkpoint is not None:
         sha = load_official_sam2_weights(sam, Path(sam2_checkpoint), preset, expected_sha256)
     model = SSSModel(sam, preset)
     model.sam2_checkpoint_sha256 = sha

@@ -60,6 +60,9 @@ def save_sss_checkpoint(path: Path | str, model: SSSModel, info: dict) -> str:
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"checkpoint info is not JSON-serialisable: {exc}") from None
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    if model.preset.backbone == "litemedsam":
+        tensors, meta["pretrained_weights"] = _without_pretrained(tensors)
+        meta_json = json.dumps(meta)
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={METADATA_KEY: meta_json})
     return file_sha256(path)
@@ -121,11 +124,13 @@ def load_sss_checkpoint(path: Path | str, device: str | torch.device = "cpu",
         raise CheckpointError(f"{path} weights are unreadable (corrupt or truncated?): {exc}") from None
     model = build_model(preset, device="cpu")
     expected = model.state_dict()
+    if preset.backbone == "litemedsam":
+        expected = _expected_beside_pretrained(expected, meta, model.sam2_checkpoint_sha256, path)
     new_keys = [k for k in expected if k not in state] if allow_new_modules else []
     problem = describe_state_mismatch({k: v for k, v in expected.items() if k not in new_keys}, state)
     if problem:
         raise CheckpointError(f"{path.name} does not fit preset {preset.name!r}: {problem}")
-    model.load_state_dict(state, strict=not new_keys)
+    model.load_state_dict(state, strict=not new_keys and len(expected) == len(model.state_dict()))
     model.sam2_checkpoint_sha256 = meta.get("sam2_weights_sha256")
     model.checkpoint_info = {**meta, "new_parameters": new_keys} if new_keys else meta
     return model.to(device).eval()
@@ -134,10 +139,45 @@ def load_sss_checkpoint(path: Path | str, device: str | torch.device = "cpu",
 def _preset_from_fields(fields: object, path: Path) -> ModelPreset:
     """ModelPreset from stored JSON fields (lists back to tuples)."""
     names = {f.name for f in dataclasses.fields(ModelPreset)}
-    if not isinstance(fields, dict) or set(fields) != names:
+    required = {f.name for f in dataclasses.fields(ModelPreset) if f.default is dataclasses.MISSING}
+    if not isinstance(fields, dict) or not required <= set(fields) <= names:
         raise CheckpointError(f"{path.name}: stored preset fields are incomplete or unknown: {fields!r}")
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
     try:
         return ModelPreset(**values)
     except (TypeError, SSSSegError) as exc:
         raise CheckpointError(f"{path.name}: stored preset is invalid: {exc}") from None
+
+
+def _without_pretrained(tensors: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict]:
+    """A lite model's tensors less those equal to the LiteMedSAM weights (the installed package has
+    them: about 39 MB a file saved), and the record of what was left out (sha256, key count)."""
+    from .lite_sam import read_litemedsam_state
+
+    pretrained, sha = read_litemedsam_state()
+    same = {k for k, v in tensors.items()
+            if k.startswith("sam.") and k[4:] in pretrained and torch.equal(v, pretrained[k[4:]])}
+    kept = {k: v for k, v in tensors.items() if k not in same}
+    return kept, {"name": "LiteMedSAM", "sha256": sha, "omitted_keys": len(same)}
+
+
+def _expected_beside_pretrained(expected: dict[str, torch.Tensor], meta: dict, sha: str | None,
+                                path: Path) -> dict[str, torch.Tensor]:
+    """The keys a lite checkpoint must hold: all but those it left to the pretrained weights (which
+    ``build_model`` loaded, sha256 ``sha``); CheckpointError when it was saved beside other weights."""
+    record = meta.get("pretrained_weights")
+    if not isinstance(record, dict):
+        return expected
+    if record.get("sha256") != sha:
+        raise CheckpointError(f"{path.name} was saved beside LiteMedSAM weights {record.get('sha256')}, "
+                              f"not the installed {sha}")
+    from .lite_sam import read_litemedsam_state
+
+    pretrained, _ = read_litemedsam_state()
+    omitted = {f"sam.{k}" for k in pretrained}
+    with safe_open(str(path), framework="pt") as fh:
+        stored = set(fh.keys())
+    if len(omitted - stored) != record.get("omitted_keys"):
+        raise CheckpointError(f"{path.name}: {len(omitted - stored)} pretrained tensors missing, "
+                              f"the file says {record.get('omitted_keys')}")
+    return {k: v for k, v in expected.items() if k in stored or k not in omitted}

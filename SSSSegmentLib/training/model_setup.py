@@ -58,9 +58,13 @@ def make_teacher(model: SSSModel) -> SSSModel:
 
 @torch.no_grad()
 def update_ema(teacher: nn.Module, student: nn.Module, decay: float, step: int) -> None:
-    """teacher = d * teacher + (1 - d) * student with d = min(decay, 1 - 1 / (step + 1)); buffers copied."""
+    """teacher = d * teacher + (1 - d) * student with d = min(decay, 1 - 1 / (step + 1)) for the parameters
+    that train; frozen ones are copied (the mix would move them by rounding); buffers copied."""
     d = min(decay, 1.0 - 1.0 / (step + 1))
     for t, s in zip(teacher.parameters(), student.parameters(), strict=True):
-        t.mul_(d).add_(s.detach(), alpha=1.0 - d)
+        if s.requires_grad:
+            t.mul_(d).add_(s.detach(), alpha=1.0 - d)
+        else:
+            t.copy_(s)
     for t, s in zip(teacher.buffers(), student.buffers(), strict=True):
         t.copy_(s)

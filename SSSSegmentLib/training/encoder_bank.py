@@ -1,0 +1,114 @@
+"""Frozen pretrained-encoder embeddings of training slices, computed once (the lite preset's training).
+
+LiteMedSAM's encoder costs about 1.5 s a slice on a 2-core CPU, so training it, or even running it at
+every step, is out of reach there; frozen, each training slice is encoded once, in a weak view (the
+slice as inference sees it) and a strong view (``augment.photometric``: window jitter, blur, noise),
+and DFE + the coarse head train on the stored embeddings with ``sss``'s weak-to-strong losses
+(``training/lite_train.py``). The same idea as ``feature_bank.py`` (the decoder fine-tune), one step
+earlier in the network: the embeddings are stored *before* DFE, because DFE trains here.
+
+One file per phantom case (``case_<seed>.pt``, tensors only, written atomically), so a long encoding
+run can be stopped and resumed, and training can start from the cases finished so far. Per kept
+slice: ``emb_w`` / ``emb_s`` (N, C, S/4, S/4) float16 encoder embeddings, ``img_w`` / ``img_s``
+(N, 3, S, S) uint8 windowed input (the coarse head's detail stem reads it), ``labels`` (N, S, S) uint8
+on the model grid.
+
+Kept slices: every slice with a label, plus up to ``negatives`` slices with intracranial content and no
+label (where the inner-table band, calcifications and skull base teach the head what is not blood).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..fsutil import atomic_path
+from ..inference.coarse import intracranial_slices
+from ..inference.encode import cpu_bf16
+from ..model.preprocess import ct_to_model_input
+from ..model.sss_model import SSSModel
+from ..progress import ProgressCallback, silent
+from .augment import photometric
+from .data import from_unit_uint8, labels_to_model_grid, to_unit_uint8
+
+
+@dataclass
+class EncoderBank:
+    """Stored embeddings of N slices (see the module docstring for shapes)."""
+
+    emb_w: torch.Tensor
+    emb_s: torch.Tensor
+    img_w: torch.Tensor
+    img_s: torch.Tensor
+    labels: torch.Tensor
+
+    @property
+    def num_slices(self) -> int:
+        return int(self.labels.shape[0])
+
+    def images(self, index: torch.Tensor, strong: bool) -> torch.Tensor:
+        """Normalised model input (B, 3, S, S) float32 of slices ``index``."""
+        return from_unit_uint8((self.img_s if strong else self.img_w)[index])
+
+
+def kept_slices(labels_zyx: np.ndarray, inside: np.ndarray, negatives: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of the slices to store: every labelled slice, plus up to ``negatives`` unlabelled
+    intracranial slices drawn at random (sorted)."""
+    labelled = labels_zyx.reshape(labels_zyx.shape[0], -1).max(axis=1) > 0
+    empty = np.flatnonzero(inside & ~labelled)
+    extra = rng.choice(empty, size=min(negatives, len(empty)), replace=False) if len(empty) else empty
+    return np.sort(np.concatenate([np.flatnonzero(labelled), extra]).astype(int))
+
+
+@torch.no_grad()
+def encode_case(model: SSSModel, hu_zyx: np.ndarray, labels_zyx: np.ndarray, keep: np.ndarray, seed: int,
+                batch: int = 4, bf16: bool = True) -> dict[str, torch.Tensor]:
+    """The stored tensors of slices ``keep`` of one case (HU (K, J, I), labels (K, J, I)); the encoder
+    runs under bfloat16 autocast with ``bf16`` (as the lite preset's inference does)."""
+    images, frame = ct_to_model_input(hu_zyx[keep], model.preset.image_size)
+    gen = torch.Generator().manual_seed(seed)
+    strong = photometric(images, gen)
+    encoder = model.sam.image_encoder
+    emb_w, emb_s = [], []
+    with cpu_bf16(torch.device("cpu"), bf16):
+        for lo in range(0, len(keep), batch):
+            emb_w.append(encoder(images[lo:lo + batch])["backbone_fpn"][0].half())
+            emb_s.append(encoder(strong[lo:lo + batch])["backbone_fpn"][0].half())
+    return {"emb_w": torch.cat(emb_w), "emb_s": torch.cat(emb_s), "img_w": to_unit_uint8(images),
+            "img_s": to_unit_uint8(strong), "labels": torch.from_numpy(labels_to_model_grid(labels_zyx[keep], frame))}
+
+
+def build_case_files(model: SSSModel, seeds: Sequence[int], out_dir: Path, matrix: int = 256,
+                     negatives: int = 4, progress: ProgressCallback = silent) -> list[Path]:
+    """Generate phantom ``seed`` for each seed and store its kept slices' embeddings in ``out_dir``
+    (``case_<seed>.pt``); cases already stored are skipped. Returns the files, in seed order."""
+    from ..phantoms import PhantomConfig, generate_phantom
+
+    model.eval()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for n, seed in enumerate(seeds):
+        path = out_dir / f"case_{seed}.pt"
+        if not path.is_file():
+            phantom = generate_phantom(seed, PhantomConfig(matrix=matrix, p_no_lesion=0.1))
+            inside = intracranial_slices(phantom.hu_zyx, phantom.geometry)
+            keep = kept_slices(phantom.labels_zyx, inside, negatives, np.random.default_rng(seed))
+            if len(keep):
+                tensors = encode_case(model, phantom.hu_zyx, phantom.labels_zyx, keep, seed)
+                with atomic_path(path) as tmp:
+                    torch.save(tensors, tmp)
+        if path.is_file():
+            paths.append(path)
+        progress("encode", (n + 1) / len(seeds), f"case {n + 1}/{len(seeds)}")
+    return paths
+
+
+def load_bank(paths: Sequence[Path]) -> EncoderBank:
+    """All stored cases of ``paths`` as one EncoderBank (tensors only, ``weights_only`` load)."""
+    parts = [torch.load(p, map_location="cpu", weights_only=True) for p in paths]
+    keys = ("emb_w", "emb_s", "img_w", "img_s", "labels")
+    return EncoderBank(*(torch.cat([part[k] for part in parts]) for k in keys))
