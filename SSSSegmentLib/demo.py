@@ -86,8 +86,8 @@ def run_demo(
     volume = phantom.to_ct_volume()
     loaded = api.load_model(preset, device=device, allow_untrained=True)
     log(f"model: {loaded.source} on {loaded.device}")
-    if loaded.bundled:
-        log(f"NOTE: {api.BUNDLED_MODEL_NOTICE}")
+    for line in loaded.notices():
+        log(line)
     start = time.perf_counter()
     result = api.segment_volume(volume, loaded, log=log)
     seconds = time.perf_counter() - start

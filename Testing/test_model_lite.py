@@ -289,3 +289,19 @@ def test_the_default_model_loads(monkeypatch):
     loaded = api.load_model(device="cpu")
     assert loaded.bundled and loaded.model.preset.name == default
     assert loaded.source == f"bundled {bundled_models.bundled_model_path(default).name}"
+
+
+def test_a_run_with_the_bundled_lite_model_warns_that_it_is_not_fit_to_read_scans():
+    """Its heads are barely trained (docs/models.md): every run that uses it must say so, the default must not."""
+    from types import SimpleNamespace
+
+    from SSSSegmentLib.api import LoadedModel
+
+    def notices(preset: str, bundled: bool = True) -> list[str]:
+        model = SimpleNamespace(preset=SimpleNamespace(name=preset))
+        return LoadedModel(model, "cpu", f"bundled sss_{preset}.safetensors", True, bundled).notices()
+
+    lite_warnings = [line for line in notices("lite") if line.startswith("WARNING:")]
+    assert len(lite_warnings) == 1 and "almost no bleed" in lite_warnings[0]
+    assert not [line for line in notices("tiny") if line.startswith("WARNING:")]
+    assert not [line for line in notices("lite", bundled=False) if line.startswith("WARNING:")]  # a site's own
