@@ -101,25 +101,44 @@ def load_model(
         model = build_model(preset, Path(sam2_checkpoint), device=str(torch_device))
         return LoadedModel(model, torch_device, f"SAM-2 weights {sam2_checkpoint} (SSS heads untrained)", False,
                            weights=Path(sam2_checkpoint))
-    active = _active_registry_model(preset)
-    if active is not None:
-        version, path = active
-        model = load_sss_checkpoint(path, device=str(torch_device), expected_preset=preset)
-        return LoadedModel(model, torch_device, f"registry version {version} ({path})", trained=True,
-                           weights=Path(path))
-    asked = preset
-    preset = preset or default_preset()
-    bundled = bundled_model_path(preset) if preset else None
-    if bundled is not None and bundled.is_file():
-        model = load_sss_checkpoint(bundled, device=str(torch_device), expected_preset=preset)
-        return LoadedModel(model, torch_device, f"bundled {bundled.name}", trained=True, bundled=True,
-                           weights=bundled)
+    default = default_model_file(preset)
+    if default is not None:
+        model = load_sss_checkpoint(default.path, device=str(torch_device), expected_preset=default.preset)
+        source = (f"registry version {default.version} ({default.path})" if default.version is not None
+                  else f"bundled {default.path.name}")
+        return LoadedModel(model, torch_device, source, trained=True, bundled=default.version is None,
+                           weights=default.path)
     if not allow_untrained:
-        raise CheckpointError(no_model_message(asked))
-    preset = preset or "tiny"
+        raise CheckpointError(no_model_message(preset))
+    preset = preset or default_preset() or "tiny"
     torch.manual_seed(seed)
     model = build_model(preset, None, device=str(torch_device))
     return LoadedModel(model, torch_device, "untrained (random weights)", trained=False)
+
+
+@dataclass(frozen=True)
+class DefaultModelFile:
+    """The file the engine's default model is loaded from: ``version`` is the registry version (None:
+    the bundled model); ``preset`` the preset the file must hold (None: any, a registry model when no
+    preset was asked)."""
+
+    path: Path
+    version: str | None
+    preset: str | None
+
+
+def default_model_file(preset: str | None) -> DefaultModelFile | None:
+    """Steps 3-4 of :func:`load_model` without loading anything: the registry's active model when it
+    fits ``preset``, else the bundled model of ``preset`` (None: the best installed); None when neither
+    exists. ``sssseg batch`` pins this file once for all its workers."""
+    active = _active_registry_model(preset)
+    if active is not None:
+        return DefaultModelFile(Path(active[1]), active[0], preset)
+    chosen = preset or default_preset()
+    bundled = bundled_model_path(chosen) if chosen else None
+    if bundled is not None and bundled.is_file():
+        return DefaultModelFile(bundled, None, chosen)
+    return None
 
 
 def _active_registry_model(preset: str | None) -> tuple[str, Path] | None:

@@ -57,17 +57,12 @@ def _pinned(spec: ModelSpec, path: Path, label: str) -> tuple[ModelSpec, ModelId
 
 
 def _default_model_file(preset: str | None) -> tuple[Path, str] | None:
-    """The registry's active model (when its preset fits), else the bundled model of ``preset`` (None:
-    the best installed); with a label for the table. None when there is neither."""
-    from ..api import _active_registry_model
-    from ..bundled_models import bundled_model_path, default_preset
+    """The engine's default model file (``api.default_model_file``) with a label for the table; None
+    when there is none."""
+    from ..api import default_model_file
 
-    active = _active_registry_model(preset)
-    if active is not None:
-        version, path = active
-        return path, f"registry {version} {path.name}"
-    chosen = preset or default_preset()
-    bundled = bundled_model_path(chosen) if chosen else None
-    if bundled is not None and bundled.is_file():
-        return bundled, f"bundled {bundled.name}"
-    return None
+    default = default_model_file(preset)
+    if default is None:
+        return None
+    where = f"registry {default.version}" if default.version is not None else "bundled"
+    return default.path, f"{where} {default.path.name}"
