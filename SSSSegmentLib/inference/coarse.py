@@ -17,8 +17,7 @@ import torch
 
 from ..progress import ProgressCallback, silent
 from ..prompts.components import candidate_label_map
-from ..volumes.geometry import CTVolume
-from ..volumes.stack_resample import AcquiredPlanes
+from ..volumes.geometry import AcquiredPlanes, CTVolume
 from .encode import stream_probabilities
 from .timing import StageClock
 
