@@ -132,3 +132,35 @@ def load_bank(paths: Sequence[Path]) -> EncoderBank:
         part.setdefault("emb_s", part["emb_w"])
     keys = ("emb_w", "emb_s", "img_w", "img_s", "labels")
     return EncoderBank(*(torch.cat([part[k] for part in parts]) for k in keys))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m SSSSegmentLib.training.encoder_bank OUT_DIR FIRST_SEED END_SEED [options]``: encode
+    phantoms FIRST_SEED..END_SEED-1 with the lite preset's frozen encoder into OUT_DIR (resumable)."""
+    import argparse
+    import time
+
+    from ..model import build_model
+    from ..phantoms.config import GEOMETRY_VARIANT_NAMES
+
+    ap = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
+    ap.add_argument("out_dir", type=Path)
+    ap.add_argument("first_seed", type=int)
+    ap.add_argument("end_seed", type=int)
+    ap.add_argument("--matrix", type=int, default=256)
+    ap.add_argument("--negatives", type=int, default=4, help="unlabelled intracranial slices a case")
+    ap.add_argument("--geometry-variants", nargs="+", default=[], choices=GEOMETRY_VARIANT_NAMES)
+    ap.add_argument("--max-labelled", type=int, help="at most this many labelled slices a case")
+    ap.add_argument("--weak-only", action="store_true", help="no strong-view embedding (half the time)")
+    args = ap.parse_args(argv)
+    start = time.perf_counter()
+    paths = build_case_files(build_model("lite"), range(args.first_seed, args.end_seed), args.out_dir, args.matrix,
+                             args.negatives, lambda _s, _f, msg: print(f"{time.perf_counter() - start:.0f} s {msg}",
+                                                                          flush=True),
+                             tuple(args.geometry_variants), args.max_labelled, not args.weak_only)
+    print(f"{len(paths)} case files in {args.out_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -167,8 +167,10 @@ def train_on_bank(model: SSSModel, bank: EncoderBank, cfg: LiteTrainConfig,
     return teacher.eval()
 
 
-# The lite model's recommended inference, stored in its checkpoint (``inference_config_for``).
-LITE_INFERENCE = {"intracranial_only": True, "bf16": True, "refine": True}
+# The lite model's recommended inference, stored in its checkpoint (``inference_config_for``): refine
+# off (LiteMedSAM's decoder on PCPG's boxes scored lower than the coarse head on the test phantoms) and
+# 2 slices an encoder batch (the whole GE-scan process at 1.2 GB peak RSS, 2.2 GB with 8). docs/models.md.
+LITE_INFERENCE = {"intracranial_only": True, "bf16": True, "refine": False, "batch_size": 2}
 
 
 def main(argv: list[str] | None = None) -> int:
