@@ -292,7 +292,7 @@ def test_the_default_model_loads(monkeypatch):
 
 
 def test_a_run_with_the_bundled_lite_model_warns_that_it_is_not_fit_to_read_scans():
-    """Its heads are barely trained (docs/models.md): every run that uses it must say so, the default must not."""
+    """It finds much less than the default (docs/models.md): every run that uses it must say so, the default must not."""
     from types import SimpleNamespace
 
     from SSSSegmentLib.api import LoadedModel
@@ -302,6 +302,6 @@ def test_a_run_with_the_bundled_lite_model_warns_that_it_is_not_fit_to_read_scan
         return LoadedModel(model, "cpu", f"bundled sss_{preset}.safetensors", True, bundled).notices()
 
     lite_warnings = [line for line in notices("lite") if line.startswith("WARNING:")]
-    assert len(lite_warnings) == 1 and "almost no bleed" in lite_warnings[0]
+    assert len(lite_warnings) == 1 and "use the default model to read scans" in lite_warnings[0]
     assert not [line for line in notices("tiny") if line.startswith("WARNING:")]
     assert not [line for line in notices("lite", bundled=False) if line.startswith("WARNING:")]  # a site's own

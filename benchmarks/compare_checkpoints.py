@@ -10,7 +10,9 @@ the mL each checkpoint calls on the real GE head CT of ``../shared/data`` beside
 PCPG prompts); ``both`` runs every checkpoint twice, off then on. ``--inserted N`` adds the Dice per
 class of lesions inserted into the GE scan (``real_scan_check.inserted_dice``, N cases a class) and
 ``--process`` the whole ``sssseg segment`` process on the GE scan (wall time and peak RSS, from
-``/usr/bin/time -v``); ``--test 0`` leaves the phantoms out.
+``/usr/bin/time -v``); ``--test 0`` leaves the phantoms out. ``--encoder-cache DIR`` keeps the frozen
+encoder's output of every slice in DIR (``encoder_cache.py``), so lite checkpoints, which share
+LiteMedSAM's encoder, encode each test slice once across checkpoints and runs.
 """
 
 import argparse
@@ -23,13 +25,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import numpy as np  # noqa: E402
-from train_compare import describe, evaluate  # noqa: E402
+from encoder_cache import cache_encoder  # noqa: E402
+from train_compare import describe, evaluate_model  # noqa: E402
 
 from SSSSegmentLib import api  # noqa: E402
 from SSSSegmentLib.demo import DEMO_SEED  # noqa: E402
 from SSSSegmentLib.evaluation import evaluate_case  # noqa: E402
 from SSSSegmentLib.inference import inference_config_for, segment_volume  # noqa: E402
-from SSSSegmentLib.model import load_sss_checkpoint, resolve_device  # noqa: E402
+from SSSSegmentLib.model import resolve_device  # noqa: E402
 from SSSSegmentLib.phantoms import PhantomConfig, generate_phantom  # noqa: E402
 
 GE_DIR = ROOT.parent / "shared" / "data" / "ct_head_ge_tilted"
@@ -48,6 +51,7 @@ def main() -> int:
                     help="SAM-2 decoder refinement: as each checkpoint recommends (model), on, off, or both")
     ap.add_argument("--inserted", type=int, default=0, help="GE inserted-lesion cases per class (0: none)")
     ap.add_argument("--process", action="store_true", help="time the whole sssseg process on the GE scan")
+    ap.add_argument("--encoder-cache", type=Path, help="folder caching a frozen encoder's output per slice")
     args = ap.parse_args()
     if not GE_DIR.is_dir():
         print(f"needs the real GE head CT at {GE_DIR}", file=sys.stderr)
@@ -60,21 +64,25 @@ def main() -> int:
     dev = resolve_device("cpu")
     refines = {"model": [None], "on": [True], "off": [False], "both": [False, True]}[args.refine]
     for ckpt in args.checkpoints:
+        loaded = api.load_model(checkpoint=ckpt, device="cpu")
+        model = loaded.model
+        if args.encoder_cache:
+            cache_encoder(model, args.encoder_cache)
         for refine in refines:
-            compare_one(ckpt, refine, tests, demo, ge, dev)
+            compare_one(ckpt, model, refine, tests, demo, ge, dev)
         if args.inserted:
-            inserted_one(ckpt, ge, args.inserted)
+            inserted_one(loaded, ge, args.inserted)
         if args.process:
             process_one(ckpt)
     return 0
 
 
-def inserted_one(ckpt: Path, ge: object, per_class: int) -> None:
+def inserted_one(loaded: api.LoadedModel, ge: object, per_class: int) -> None:
     """Dice per class of lesions inserted into the GE scan (the checkpoint's recommended settings)."""
     from real_scan_check import inserted_dice
 
     t0 = time.perf_counter()
-    scores = inserted_dice(ge, api.load_model(checkpoint=ckpt, device="cpu"), per_class, 0)
+    scores = inserted_dice(ge, loaded, per_class, 0)
     means = {k: float(np.mean(v)) for k, v in scores.items()}
     print(f"GE inserted lesions ({per_class} a class, {time.perf_counter() - t0:.0f} s): "
           + ", ".join(f"{k} {v:.3f}" for k, v in means.items()) + f"; mean {np.mean(list(means.values())):.3f}",
@@ -100,10 +108,10 @@ def process_one(ckpt: Path) -> None:
     print(f"whole process on the GE scan: {seconds:.1f} s, peak RSS {int(rss.group(1)) / 1024:.0f} MiB", flush=True)
 
 
-def compare_one(ckpt: Path, refine: bool | None, tests: list, demo: object, ge: object, dev: object) -> None:
+def compare_one(ckpt: Path, model: object, refine: bool | None, tests: list, demo: object, ge: object,
+                dev: object) -> None:
     """Print one checkpoint's figures (``refine`` None: its recommended setting)."""
     t0 = time.perf_counter()
-    model = load_sss_checkpoint(ckpt, device=dev)
     config = inference_config_for(model)
     config = config if refine is None else dataclasses.replace(config, refine=refine)
     demo_case = evaluate_case(segment_volume(demo.to_ct_volume(), model, dev, config, log=quiet).labels_zyx,
@@ -112,7 +120,7 @@ def compare_one(ckpt: Path, refine: bool | None, tests: list, demo: object, ge: 
     ge_ml = segment_volume(ge, model, dev, config, log=quiet).volumes_ml
     print(f"== {ckpt}, refine {'on' if config.refine else 'off'} ({time.perf_counter() - t0:.0f} s)")
     if tests:
-        print(describe(evaluate(ckpt, tests, "cpu", refine)))
+        print(describe(evaluate_model(model, tests, dev, refine)))
     print(f"demo phantom {DEMO_SEED}, the demo's measure: {demo_dice:.3f}")
     print("real GE scan, mL: " + ", ".join(f"{k} {v:.2f}" for k, v in ge_ml.items())
           + f"; total {sum(ge_ml.values()):.2f}", flush=True)

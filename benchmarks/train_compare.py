@@ -133,12 +133,17 @@ class TestSet:
 def evaluate(checkpoint: Path, test_phantoms: list, device: str, refine: bool | None = None) -> object:
     """EvaluationSummary of ``checkpoint`` on the phantoms, with its recommended inference settings
     (``refine`` True / False overrides whether the SAM-2 decoder refines the prompts)."""
-    from SSSSegmentLib.evaluation import evaluate_case, summarize
-    from SSSSegmentLib.inference import inference_config_for, segment_volume
     from SSSSegmentLib.model import load_sss_checkpoint, resolve_device
 
     dev = resolve_device(device)
-    model = load_sss_checkpoint(checkpoint, device=dev)
+    return evaluate_model(load_sss_checkpoint(checkpoint, device=dev), test_phantoms, dev, refine)
+
+
+def evaluate_model(model: object, test_phantoms: list, dev: object, refine: bool | None = None) -> object:
+    """``evaluate`` on a loaded model (on device ``dev``)."""
+    from SSSSegmentLib.evaluation import evaluate_case, summarize
+    from SSSSegmentLib.inference import inference_config_for, segment_volume
+
     config = inference_config_for(model)
     if refine is not None:
         config = dataclasses.replace(config, refine=refine)

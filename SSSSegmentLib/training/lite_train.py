@@ -34,7 +34,12 @@ from .model_setup import make_teacher, update_ema
 
 @dataclass(frozen=True)
 class LiteTrainConfig:
-    """Settings of ``train_on_bank`` (the learning-rate fields are ``loop.LrSchedule``'s)."""
+    """Settings of ``train_on_bank`` (the learning-rate fields are ``loop.LrSchedule``'s).
+
+    ``crop_cells``: each step trains on crops of ``crop_cells`` x ``crop_cells`` embedding cells (the
+    matching 4x larger image and label crops), centred on a labelled pixel with probability
+    ``crop_on_label``: the coarse head at S/2 costs most of a step, and a 32-cell crop a quarter of
+    the whole 64-cell slice; 0 = whole slices."""
 
     steps: int = 600
     batch_labeled: int = 6
@@ -47,6 +52,8 @@ class LiteTrainConfig:
     conf_threshold: float = 0.95
     unsup_weight: float = 1.0
     seed: int = 0
+    crop_cells: int = 32
+    crop_on_label: float = 0.7
 
 
 def trainable_lite_parts(model: SSSModel) -> list[torch.nn.Parameter]:
@@ -68,18 +75,54 @@ def _coarse(model: SSSModel, emb: torch.Tensor, images: torch.Tensor, emb_strong
     return model.coarse_head(fused, model.coarse_head.detail_stem(images_strong))
 
 
+def crop_corners(labels: torch.Tensor, cells: int, grid: int, on_label: float,
+                 gen: torch.Generator) -> list[tuple[int, int]]:
+    """Top-left corners (row, column), in embedding cells, of one ``cells``-square crop per slice of
+    ``labels`` (B, S, S) on a ``grid``-cell embedding: with probability ``on_label`` centred on a
+    random labelled pixel of the slice (when it has one), else anywhere."""
+    stride = labels.shape[-1] // grid
+    corners = []
+    for lab in labels:
+        pixels = torch.nonzero(lab)
+        if len(pixels) and float(torch.rand(1, generator=gen)) < on_label:
+            y, x = pixels[int(torch.randint(len(pixels), (1,), generator=gen))].tolist()
+            corner = (y // stride - cells // 2, x // stride - cells // 2)
+        else:
+            corner = tuple(int(v) for v in torch.randint(grid - cells + 1, (2,), generator=gen))
+        corners.append(tuple(min(max(c, 0), grid - cells) for c in corner))
+    return corners
+
+
+def cropped(tensor: torch.Tensor, corners: list[tuple[int, int]], cells: int, grid: int) -> torch.Tensor:
+    """Crops of ``tensor`` (B, ..., H, W) at ``corners`` (embedding cells; H / ``grid`` pixels a cell)."""
+    scale = tensor.shape[-1] // grid
+    size = cells * scale
+    return torch.stack([t[..., y * scale:y * scale + size, x * scale:x * scale + size]
+                        for t, (y, x) in zip(tensor, corners, strict=True)])
+
+
+def _batch(bank: EncoderBank, idx: torch.Tensor, cfg: LiteTrainConfig, gen: torch.Generator,
+           strong: bool) -> tuple[torch.Tensor, ...]:
+    """(emb_w, emb_s or None, img_w, img_s or None, labels (B, S, S)) of slices ``idx``, cropped."""
+    parts = [bank.emb_w[idx].float(), bank.emb_s[idx].float() if strong else None,
+             bank.images(idx, strong=False), bank.images(idx, strong=True) if strong else None, bank.labels[idx]]
+    grid = parts[0].shape[-1]
+    if not cfg.crop_cells or cfg.crop_cells >= grid:
+        return tuple(parts)
+    corners = crop_corners(parts[-1], cfg.crop_cells, grid, cfg.crop_on_label, gen)
+    return tuple(None if t is None else cropped(t, corners, cfg.crop_cells, grid) for t in parts)
+
+
 def _step_loss(model: SSSModel, teacher: SSSModel, bank: EncoderBank, cfg: LiteTrainConfig,
                gen: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
     n = bank.num_slices
     idx_x = torch.randint(n, (cfg.batch_labeled,), generator=gen)
-    emb_x = bank.emb_w[idx_x].float()
-    labels_x = pooled_labels(bank.labels[idx_x], HEAD_STRIDE)
-    loss_x = coarse_supervised_loss(_coarse(model, emb_x, bank.images(idx_x, strong=False)), labels_x)
+    emb_x, _, img_x, _, lab_x = _batch(bank, idx_x, cfg, gen, strong=False)
+    loss_x = coarse_supervised_loss(_coarse(model, emb_x, img_x), pooled_labels(lab_x, HEAD_STRIDE))
     if cfg.unsup_weight == 0:  # supervised only: the weak-to-strong branch is not computed at all
         return loss_x, {"loss_x": float(loss_x.detach())}
     idx_u = torch.randint(n, (cfg.batch_unlabeled,), generator=gen)
-    emb_w, emb_s = bank.emb_w[idx_u].float(), bank.emb_s[idx_u].float()
-    img_w, img_s = bank.images(idx_u, strong=False), bank.images(idx_u, strong=True)
+    emb_w, emb_s, img_w, img_s, _ = _batch(bank, idx_u, cfg, gen, strong=True)
     with torch.no_grad():
         conf, pseudo = torch.softmax(_coarse(teacher, emb_w, img_w).float(), dim=1).max(dim=1)
     valid = conf >= cfg.conf_threshold
@@ -124,8 +167,10 @@ def train_on_bank(model: SSSModel, bank: EncoderBank, cfg: LiteTrainConfig,
     return teacher.eval()
 
 
-# The lite model's recommended inference, stored in its checkpoint (``inference_config_for``).
-LITE_INFERENCE = {"intracranial_only": True, "bf16": True, "refine": True}
+# The lite model's recommended inference, stored in its checkpoint (``inference_config_for``): refine
+# off (LiteMedSAM's decoder on PCPG's boxes scored lower than the coarse head on the test phantoms) and
+# 2 slices an encoder batch (the whole GE-scan process at 1.2 GB peak RSS, 2.2 GB with 8). docs/models.md.
+LITE_INFERENCE = {"intracranial_only": True, "bf16": True, "refine": False, "batch_size": 2}
 
 
 def main(argv: list[str] | None = None) -> int:
