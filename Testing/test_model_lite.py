@@ -292,7 +292,7 @@ def test_the_default_model_loads(monkeypatch):
 
 
 def test_a_run_with_the_bundled_lite_model_warns_that_it_is_not_fit_to_read_scans():
-    """It finds much less than the default (docs/models.md): every run that uses it must say so, the default must not."""
+    """It finds much less than the default (docs/models.md): every run with it must say so, the default must not."""
     from types import SimpleNamespace
 
     from SSSSegmentLib.api import LoadedModel
