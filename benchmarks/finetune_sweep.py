@@ -4,7 +4,8 @@ Each run trains the bundled tiny model as ``sssseg finetune`` would (the product
 training config, ``FINETUNE_DEFAULTS`` + the run's overrides) on ``site_N`` of ``new_site.py``
 (``--profile shifted``), then scores its final checkpoint on ``N_TESTS`` unseen site phantoms with a
 bleed (per case: mean Dice over the classes in its truth) and 2 without (mL called). ``score`` scores
-given checkpoints on the same cases. Results: ``WORK/<name>/result.json``, one JSON line each.
+given checkpoints on the same cases; ``gate SITE NEW ACTIVE`` re-judges two checkpoints with the
+product's gate (default rule, full reference set). Results: ``WORK/<name>/result.json``, one JSON line each.
 
     .venv/bin/python benchmarks/finetune_sweep.py score SSSSegmentLib/resources/models/sss_tiny.safetensors
     .venv/bin/python benchmarks/finetune_sweep.py \\
@@ -51,8 +52,9 @@ def run(name: str, n: int, steps: int, overrides: dict) -> dict:
     out = WORK / name
     if (out / "result.json").is_file():
         return json.loads((out / "result.json").read_text())
-    site, _ = ns.build_site(WORK, n, 0, ns.PROFILES["shifted"], 256, api.read_ct(ns.GE_DIR))
-    plan = plan_site(site, None, 0.25)
+    sss = overrides.get("method", "sss") != "supervised"  # with new_site.py's 16 unlabeled site phantoms
+    site, unlabeled = ns.build_site(WORK, n, 16 if sss else 0, ns.PROFILES["shifted"], 256, api.read_ct(ns.GE_DIR))
+    plan = plan_site(site, unlabeled if sss else None, 0.25)
     out.mkdir(exist_ok=True)
     write_run_index(plan, out)
     request = FinetuneRequest(site, out, steps=steps, device="cpu", overrides=overrides)
@@ -69,8 +71,27 @@ def run(name: str, n: int, steps: int, overrides: dict) -> dict:
     return result
 
 
+def rejudge(site: Path, new_model: Path, active_model: Path) -> dict:
+    """The product's gate (default rule and reference set) on ``new_model`` against ``active_model``
+    for the site folder ``site``, as ``run_finetune`` would judge them."""
+    from SSSSegmentLib.finetune.reference import ReferenceSpec, estimate_scanner_profile, reference_phantoms
+    from SSSSegmentLib.finetune.run import _figures_of
+    from SSSSegmentLib.registry import GateRule
+
+    plan = plan_site(site, None, 0.25)
+    reference = reference_phantoms(ReferenceSpec(), estimate_scanner_profile(plan.train + plan.heldout, print))
+    decision = GateRule().decide(_figures_of(new_model, reference, plan, "cpu"),
+                                 _figures_of(active_model, reference, plan, "cpu"))
+    return {"passed": decision.passed, "parts": [part.line() for part in decision.parts]}
+
+
 def main(argv: list[str]) -> int:
     WORK.mkdir(parents=True, exist_ok=True)
+    if argv[:1] == ["gate"]:  # gate SITE NEW.safetensors ACTIVE.safetensors
+        t0 = time.perf_counter()
+        print(json.dumps({**rejudge(*map(Path, argv[1:4])), "seconds": round(time.perf_counter() - t0),
+                          "load": os.getloadavg()[0]}))
+        return 0
     if argv[:1] == ["score"]:
         for model in argv[1:]:
             t0 = time.perf_counter()
