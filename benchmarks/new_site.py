@@ -209,11 +209,11 @@ def plot_curve(rows: list[dict], out: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 3.2), dpi=120)
-    for method in ("supervised", "sss"):
+    groups = dict.fromkeys(r["name"].rsplit("_", 1)[0] for r in rows if r.get("counts"))  # e.g. supervised, sss
+    for group in (g for g in groups if g != "harmful"):
         points = sorted((r["counts"]["labeled_train"] + r["counts"]["heldout"] - r["counts"]["normal"], r["dice"])
-                        for r in rows if r["name"].startswith(method + "_"))
-        if points:
-            ax.plot(*zip(*points, strict=True), "o-", label=f"{method} fine-tune")
+                        for r in rows if r.get("counts") and r["name"].rsplit("_", 1)[0] == group)
+        ax.plot(*zip(*points, strict=True), "o-", label=f"{group} fine-tune")
     for r in rows:
         if r["name"].startswith("bundled"):
             ax.axhline(r["dice"], color="grey", ls="--", label="bundled model")
