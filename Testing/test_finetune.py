@@ -310,3 +310,38 @@ def test_a_harmful_fine_tune_is_refused_by_the_gate(site: SimpleNamespace, tmp_p
     assert parts["reference set"] == "fail"
     assert parts["held-out corrected cases"] == "not judged"  # 1 held-out case
     assert any(line.startswith("gate FAILED: the active model stays") for line in lines)
+
+
+def _weak_start(path: Path) -> Path:
+    """The bundled tiny model with its coarse head's classifiers reset to their initial state (background
+    everywhere: a version that finds no bleed), written to ``path``."""
+    import torch
+
+    from SSSSegmentLib.model import load_sss_checkpoint, save_sss_checkpoint
+
+    model = load_sss_checkpoint(bundled_model_path("tiny"), device="cpu")
+    head = model.coarse_head
+    for layer in (head.classifier, head.refine[-1]):
+        torch.nn.init.zeros_(layer.weight)
+        torch.nn.init.zeros_(layer.bias)
+    head._init_prior(0.99)
+    save_sss_checkpoint(path, model, model.checkpoint_info["info"])
+    return path
+
+
+def test_a_helpful_fine_tune_is_accepted(site: SimpleNamespace, tmp_path: Path) -> None:
+    """Real training, real gate figures: from a version that finds no bleed, 12 supervised steps of the
+    coarse head on the 2 training cases raise the Dice the gate measures on the held-out case (not seen in
+    training; 1 case, so the gate cannot judge improvement) without a loss on the reference phantoms or
+    more bleed on the normal case, and the gate makes the new version active."""
+    registry = ModelRegistry(tmp_path / "registry")
+    registry.activate(registry.add_version(_weak_start(tmp_path / "weak.safetensors"), source="weak").version)
+    overrides = {**QUICK, "method": "supervised", "batch_labeled": 2, "batch_unlabeled": 0, "decoder_weight": 0.0,
+                 "lr": 1e-2, "val_every": 12}
+    result = run_finetune(_request(site, registry.root, unlabeled_dir=None, steps=12, overrides=overrides))
+    new = ModelFigures.from_dict(result.version.metrics["figures"])
+    active = ModelFigures.from_dict(result.version.metrics["active_figures"])
+    assert max(active.heldout_dice + active.reference_dice) < 0.05  # the weak start finds nothing
+    assert sum(new.heldout_dice) > sum(active.heldout_dice) + 0.2  # measured on the held-out case
+    assert result.decision.passed, result.decision.describe()
+    assert registry.active().version == result.version.version == "v0002"

@@ -39,6 +39,7 @@ from SSSSegmentLib.finetune.reference import ReferenceSpec  # noqa: E402
 from SSSSegmentLib.phantoms import PhantomConfig, generate_phantom  # noqa: E402
 from SSSSegmentLib.phantoms.config import ScannerProfile  # noqa: E402
 from SSSSegmentLib.phantoms.dataset import hu_int16, write_case_nifti  # noqa: E402
+from SSSSegmentLib.registry.gate import paired_bootstrap  # noqa: E402
 from SSSSegmentLib.site_data import add_site_case  # noqa: E402
 
 PROFILES = {
@@ -50,9 +51,13 @@ PROFILES = {
 }
 GE_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "ct_head_ge_tilted"
 SEED_BASE = {"corrected": 95_000_000, "unlabeled": 95_000_100, "test": 95_000_200, "test_normal": 95_000_300}
-# What ``--tune`` trains (TrainConfig fields): DFE, coarse head, prompt encoder and mask decoder always.
+# What ``--tune`` trains (TrainConfig fields): DFE, coarse head, prompt encoder and mask decoder always;
+# the ``*coarse`` variants drop the decoder's loss (``decoder_weight`` 0: the bundled tiny model's automatic
+# pipeline reads the coarse head only, its inference has ``refine`` off), so nothing but the coarse head's
+# loss moves the shared parts.
 TUNE = {"heads": {"freeze_encoder": True}, "last_stage": {"freeze_encoder": True, "unfreeze_last_stage": True},
-        "all": {"freeze_encoder": False}}
+        "all": {"freeze_encoder": False}, "coarse": {"freeze_encoder": True, "decoder_weight": 0.0},
+        "all_coarse": {"freeze_encoder": False, "decoder_weight": 0.0}}
 
 
 def site_phantom(seed: int, profile: ScannerProfile, matrix: int, normal: bool = False):  # noqa: ANN201
@@ -168,18 +173,23 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def print_table(rows: list[dict], args: argparse.Namespace) -> None:
-    print(f"\n| model | corrected cases (train + held out) | Dice, {n_tests(rows)} unseen site cases | mL, 2 unseen "
-          "normal cases | gate: reference set | gate: confirmed normal | gate: held out | decision | wall time |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    bundled = next((r for r in rows if r["name"].startswith("bundled")), None)
+    print(f"\n| model | corrected cases (train + held out) | Dice, {n_tests(rows)} unseen site cases | minus bundled, "
+          "90% paired interval | mL, 2 unseen normal cases | gate: reference set | gate: confirmed normal | "
+          "gate: held out | decision | wall time |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
+        versus = "-"
+        if bundled is not None and r is not bundled and len(r["per_case"]) == len(bundled["per_case"]):
+            versus = paired_bootstrap(r["per_case"], bundled["per_case"]).describe()
         gate = r.get("gate")
         parts = [f"{p['status']}: {p['text']}" for p in gate["parts"]] if gate else ["-", "-", "-"]
         counts = r.get("counts")
         cases = f"{counts['labeled_train']} + {counts['heldout']}" if counts else "-"
         decision = ("accepted" if gate["passed"] else "refused") if gate else "-"
         wall = f"{r['seconds'] / 60:.1f} min" if r["seconds"] else "-"
-        print(f"| {r['name']} | {cases} | {r['dice']:.3f} | {sum(r['normal_ml']):.2f} | {' | '.join(parts)} | "
-              f"{decision} | {wall} |")
+        print(f"| {r['name']} | {cases} | {r['dice']:.3f} | {versus} | {sum(r['normal_ml']):.2f} | "
+              f"{' | '.join(parts)} | {decision} | {wall} |")
 
 
 def collect(args: argparse.Namespace) -> int:
@@ -199,11 +209,11 @@ def plot_curve(rows: list[dict], out: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 3.2), dpi=120)
-    for method in ("supervised", "sss"):
+    groups = dict.fromkeys(r["name"].rsplit("_", 1)[0] for r in rows if r.get("counts"))  # e.g. supervised, sss
+    for group in (g for g in groups if g != "harmful"):
         points = sorted((r["counts"]["labeled_train"] + r["counts"]["heldout"] - r["counts"]["normal"], r["dice"])
-                        for r in rows if r["name"].startswith(method + "_"))
-        if points:
-            ax.plot(*zip(*points, strict=True), "o-", label=f"{method} fine-tune")
+                        for r in rows if r.get("counts") and r["name"].rsplit("_", 1)[0] == group)
+        ax.plot(*zip(*points, strict=True), "o-", label=f"{group} fine-tune")
     for r in rows:
         if r["name"].startswith("bundled"):
             ax.axhline(r["dice"], color="grey", ls="--", label="bundled model")

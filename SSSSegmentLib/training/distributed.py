@@ -49,9 +49,10 @@ def barrier(info: DistInfo) -> None:
 
 
 def weights_sha256(state: dict[str, torch.Tensor]) -> str:
-    """SHA-256 over the model's tensors (names and bytes, sorted by name)."""
+    """SHA-256 over the model's tensors (names and bytes, sorted by name; 0-dim tensors such as a
+    BatchNorm's ``num_batches_tracked`` as one element)."""
     digest = hashlib.sha256()
     for name in sorted(state):
         digest.update(name.encode())
-        digest.update(state[name].detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        digest.update(state[name].detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()

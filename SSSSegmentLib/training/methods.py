@@ -113,7 +113,10 @@ class TrainStep(nn.Module):
 
     def _decoder_term(self, feats: SliceFeatures, labels: torch.Tensor, valid: torch.Tensor | None,
                       gen: torch.Generator) -> torch.Tensor:
-        prompts = component_prompts(labels, self.settings.max_prompts, gen, valid)
+        prompts = None
+        # Skipped with a zero weight, and on LiteMedSAM, whose decoder reads only frozen parts (nothing to train).
+        if self.model.preset.backbone == "sam2" and self.settings.decoder_weight > 0:
+            prompts = component_prompts(labels, self.settings.max_prompts, gen, valid)
         if prompts is None:  # keep the decoder in the graph so every rank reduces the same tensors
             return feats.image_embed.sum() * 0.0
         masks, _ = self.model.decode(feats, prompts.image_index, boxes_xyxy=prompts.boxes,

@@ -27,7 +27,14 @@ def build_student(config: TrainConfig, device: torch.device) -> SSSModel:
 def configure_trainable(model: SSSModel, encoder_frozen: bool, unfreeze_last_stage: bool) -> None:
     """Set ``requires_grad``: DFE, coarse head, prompt encoder and mask decoder always train; the
     image encoder trains unless frozen (then optionally its last Hiera stage); SAM-2's video-memory
-    modules, unused per slice, never train."""
+    modules, unused per slice, never train. A LiteMedSAM backbone (preset ``lite``) trains only its
+    level projection, DFE and coarse head, whatever the flags say: its encoder, prompt encoder and
+    decoder stay as pretrained (``lite_train.trainable_lite_parts``)."""
+    if model.preset.backbone != "sam2":
+        from .lite_train import trainable_lite_parts  # lite_train imports this module
+
+        trainable_lite_parts(model)
+        return
     for param in model.parameters():
         param.requires_grad_(False)
     sam = model.sam
