@@ -70,15 +70,20 @@ def decisions_by_label(result, label: int) -> list:  # noqa: ANN001
 
 
 def test_missing_bone_flap_leaves_those_slices_open_and_the_bleed_under_it_is_kept():
+    """The flap is missing on slices 4-8: their ring is open. Slices 9-11 have a closed ring, but the
+    cavity it encloses is cut off from the larger one below (slices 0-3, 4 slices against 3) by the open
+    slices, so it is not the cavity's largest piece: those slices are open too (not "0% inside the
+    skull"), and a bleed there is kept like the one under the flap."""
     hu, labels = craniectomy(head()), np.zeros((N_K, N_J, N_I), dtype=np.uint8)
     paint(hu, labels, range(5, 8), (CENTRE, CENTRE + 25), 6, IPH)  # brain under the flap
+    paint(hu, labels, range(9, 11), (CENTRE, CENTRE - 20), 5, SAH)  # brain above the flap
     cmap = cavity_map(hu, GEOMETRY)
-    assert list(np.flatnonzero(~cmap.closed_k)) == list(FLAP_KS)
+    assert list(np.flatnonzero(~cmap.closed_k)) == list(range(FLAP_KS[0], N_K))
     result = generate_prompts(probs(labels), hu, GEOMETRY)
-    [iph] = decisions_by_label(result, IPH)
-    assert iph.dropped_by == KEPT, iph
-    assert np.array_equal(result.kept_zyx == IPH, labels == IPH)
-    assert result.notes == ("skull ring not closed on 5 of 12 slice(s) (slices 4-8): the intracranial rule "
+    [iph], [sah] = decisions_by_label(result, IPH), decisions_by_label(result, SAH)
+    assert iph.dropped_by == KEPT and sah.dropped_by == KEPT, (iph, sah)
+    assert np.array_equal(result.kept_zyx, labels)
+    assert result.notes == ("skull ring not closed on 8 of 12 slice(s) (slices 4-11): the intracranial rule "
                             "abstains there and falls back to inside the head's outer contour, >= 3.0 mm from "
                             "the scalp",)
 
@@ -184,3 +189,27 @@ def test_a_thin_slice_lesion_cut_in_two_by_one_missed_slice_is_kept_as_one_piece
     halves = [d for d in decisions_by_label(result, IPH) if d.slice_range in ((20, 25), (27, 32))]
     assert len(halves) == 2 and all(d.dropped_by == KEPT for d in halves), [d.reason for d in halves]
     assert all("scored as one piece with 1 other part(s) within 5 mm along k" in d.reason for d in halves)
+
+
+def test_a_bleed_under_a_burr_hole_is_kept_and_nothing_is_added_beside_the_hole():
+    """A 14 mm hole through the skull (towards +i) on slices 5-7, an IPH of 5 mm radius 3 mm under it
+    (centre 32 mm from the head's centre, the inner table at 40 mm) and an SAH on slices 9-10 above it:
+    both kept whole. The clean head with the hole: the region the rules read (known cavity or fallback)
+    covers the brain under the hole on every slice from the hole up and stays 3 mm from the scalp."""
+    hu, labels = head(), np.zeros((N_K, N_J, N_I), dtype=np.uint8)
+    jj, ii = np.mgrid[:N_J, :N_I]
+    hole = (np.hypot(jj - CENTRE, ii - (CENTRE + 42)) <= 7) & (np.hypot(jj - CENTRE, ii - CENTRE) >= BRAIN_R)
+    hole &= np.hypot(jj - CENTRE, ii - CENTRE) < SKULL_R
+    for k in range(5, 8):
+        hu[k][hole] = 40.0
+    region = cavity_map(hu, GEOMETRY).effective()
+    under = (np.hypot(jj - CENTRE, ii - (CENTRE + 32)) <= 5)
+    near_scalp = np.hypot(jj - CENTRE, ii - CENTRE) >= SCALP_R - 2  # within the fallback's 3 mm margin
+    assert region[5:8][:, under].all() and not region[:, near_scalp].any()
+    assert region[8:][:, under].all()  # above the hole: the cavity cut off from the larger piece below
+    paint(hu, labels, range(5, 8), (CENTRE, CENTRE + 32), 5, IPH)
+    paint(hu, labels, range(9, 11), (CENTRE, CENTRE - 20), 5, SAH)
+    result = generate_prompts(probs(labels), hu, GEOMETRY)
+    [iph], [sah] = decisions_by_label(result, IPH), decisions_by_label(result, SAH)
+    assert iph.dropped_by == KEPT and sah.dropped_by == KEPT, (iph, sah)
+    assert np.array_equal(result.kept_zyx, labels)

@@ -351,10 +351,16 @@ def _cavity_into(cavity: np.ndarray, hu_zyx: np.ndarray, bone: np.ndarray, body:
     borrowed = _borrow_from_neighbours(bone[crop], closed, inside, spacing_zyx(geometry)[0], cfg)
     inside = _restore_small_holes(inside, cfg.calcification_max_mm2 / (s_j * s_i))
     inside &= hu_zyx[crop] >= cfg.min_content_hu
+    lost = np.zeros(closed.shape[0], dtype=bool)  # the crop spans every slice
     if cfg.largest_component_only:
+        enclosed = np.count_nonzero(inside, axis=(1, 2))
         inside = _largest_piece(inside)
+        # a slice whose ring enclosed a cavity that is not the largest piece's (cut off from it by slices
+        # whose ring is open: above a missing bone flap or a burr hole) keeps less than this share of it:
+        # its cavity is not known, whatever its ring did
+        lost = np.count_nonzero(inside, axis=(1, 2)) < cfg.continued_area_ratio * enclosed
     cavity[crop] = inside
-    return ring_closed | borrowed
+    return (ring_closed | borrowed) & ~lost
 
 
 def inner_table_distance_mm(hu_zyx: np.ndarray, geometry: Geometry, cavity: np.ndarray) -> np.ndarray:
