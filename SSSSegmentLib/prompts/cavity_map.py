@@ -5,7 +5,9 @@ with the in-plane closings, the image edge of a cut field of view, or borrowed f
 neighbours), when the slice holds no skull, or when it *continues* a known slice next to it: its
 cavity holds at least ``continued_area_ratio`` of that neighbour's (the skull base and the vertex,
 where the ring leaks through foramina and air cells and the cavity shrinks slice by slice, but does
-not vanish from one slice to the next as it does under a missing bone flap).
+not vanish from one slice to the next as it does under a missing bone flap). A slice whose ring
+closed is still not known when the cavity it encloses was cut off from the cavity's largest piece by
+slices whose ring is open (the vertex above a missing flap or an open burr hole; ``anatomy``).
 
 On every other slice the intracranial rule abstains from "outside the skull" and reads
 ``CavityMap.fallback`` instead: inside the head's outer contour, at least ``fallback_scalp_margin_mm``

@@ -27,6 +27,15 @@ fragment of the class, so no fragment's share is large enough. With ``window_mm`
 spacing given) only the sketch's rule applies. Each end is clamped to [2, S] (N = S = 1 for a
 one-slice volume); the log states the windows in mm and in slices.
 
+Pieces on thin slices: a piece is what one thick slice would join. On BHSD's 5 mm slices two parts
+of one lesion on neighbouring slices (5 mm apart) touch and make one 26-connected piece; on 1-1.5 mm
+slices the model's output on one slice in between can dip below the threshold and cut the same lesion
+into two or three pieces, each too small a share of its windows. So the rule scores *groups*: parts
+of the class whose voxels are at most ``join_mm`` (default 5 mm) apart along k and touch in-plane
+(``join_reach``: max(1, floor(join_mm / s_k)) slices: one, plain 26-connectivity, on slices thicker
+than 2.5 mm, so thick-slice scans are scored as before; 3 on 1.5 mm slices, 5 on 1 mm ones) are one
+piece, and every component of a group gets the group's decision. Null: 26-connected components alone.
+
 Window piece sizes come from per-slice voxel counts of the 3D components: a component's
 part inside a window counts as one piece (exact unless the component leaves the slab and comes
 back, which only overstates C for such rare shapes).
@@ -38,6 +47,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 
 from SSSSegmentLib.errors import SSSSegError
 from SSSSegmentLib.prompts.outcome import RuleOutcome
@@ -54,6 +64,7 @@ class ContinuityConfig:
     single_slice_min_ml: float = 0.1
     min_window_fraction: float = 0.5
     window_mm: tuple[float, float] | None = (50.0, 75.0)
+    join_mm: float | None = 5.0
 
     def __post_init__(self) -> None:
         if self.window_mm is not None and not 0.0 < self.window_mm[0] <= self.window_mm[1]:
@@ -62,6 +73,8 @@ class ContinuityConfig:
             raise SSSSegError("continuity.tau must be in (0, 1] and continuity.min_window_fraction in [0, 1]")
         if not 0.0 < self.min_piece_share <= 1.0:
             raise SSSSegError("continuity.min_piece_share must be in (0, 1]")
+        if self.join_mm is not None and not self.join_mm > 0.0:
+            raise SSSSegError("continuity.join_mm must be a positive number of mm (or null)")
 
 
 def window_sizes(n_slices: int, slice_mm: float | None = None, window_mm: tuple[float, float] | None = None
@@ -152,3 +165,47 @@ def _single_slice_outcome(volume_ml: float, scored: str, cfg: ContinuityConfig) 
     if volume_ml < cfg.single_slice_min_ml:
         return RuleOutcome(False, f"one slice and {volume_ml:.3f} mL < {cfg.single_slice_min_ml} mL")
     return RuleOutcome(True, f"{scored}, {volume_ml:.3f} mL")
+
+
+def join_reach(slice_mm: float | None, join_mm: float | None) -> int:
+    """Slices along k across which two parts of a class join into one piece: max(1, floor(join_mm /
+    slice_mm)); 1 (26-connectivity) without a slice spacing or with ``join_mm`` null."""
+    if not slice_mm or not join_mm:
+        return 1
+    return max(1, math.floor(join_mm / slice_mm + 1e-9))
+
+
+def continuity_groups(component_labels: np.ndarray, reach: int) -> np.ndarray:
+    """int64 (n,): the group (0-based) of each component of ``component_labels`` (int (K, J, I) over a
+    crop, 0 = not this class, 1..n = component id): components whose voxels are at most ``reach``
+    slices apart along k and touch in-plane (8-neighbours) share a group. ``reach`` 1: each component is
+    its own group (they are 26-connected components already)."""
+    n = int(component_labels.max()) if component_labels.size else 0
+    if reach <= 1 or n == 0:
+        return np.arange(n, dtype=np.int64)
+    mask = component_labels > 0
+    reached = mask.copy()
+    for step in range(1, reach):  # each voxel also covers the reach - 1 slices above it: 26-connected
+        reached[step:] |= mask[:-step]  # to a voxel reach slices up
+    groups, _ = ndimage.label(reached, structure=np.ones((3, 3, 3), dtype=bool))
+    first = np.zeros(n + 1, dtype=np.int64)
+    first[component_labels.ravel()] = groups.ravel()  # any voxel of a component gives its group
+    _, dense = np.unique(first[1:], return_inverse=True)
+    return dense.astype(np.int64)
+
+
+def grouped_outcomes(slice_counts: np.ndarray, volumes_ml: np.ndarray, groups: np.ndarray, cfg: ContinuityConfig,
+                     slice_mm: float | None = None) -> list[RuleOutcome]:
+    """``continuity_outcomes`` of the groups (``continuity_groups``), each component taking its group's:
+    ``slice_counts`` (n, S) and ``volumes_ml`` (n,) are summed per group first."""
+    if slice_counts.shape[0] == 0:
+        return []
+    n_groups = int(groups.max()) + 1
+    counts = np.zeros((n_groups, slice_counts.shape[1]), dtype=np.int64)
+    np.add.at(counts, groups, slice_counts)
+    volumes = np.bincount(groups, weights=volumes_ml, minlength=n_groups)
+    by_group = continuity_outcomes(counts, volumes, cfg, slice_mm)
+    members = np.bincount(groups, minlength=n_groups)
+    return [by_group[g] if members[g] == 1 else RuleOutcome(
+        by_group[g].passed, f"{by_group[g].reason}; scored as one piece with {members[g] - 1} other part(s) "
+        f"within {cfg.join_mm:g} mm along k") for g in groups]

@@ -29,7 +29,7 @@ from SSSSegmentLib.prompts.components import (
     component_view,
 )
 from SSSSegmentLib.prompts.config import PromptConfig
-from SSSSegmentLib.prompts.continuity import continuity_outcomes
+from SSSSegmentLib.prompts.continuity import continuity_groups, grouped_outcomes, join_reach
 from SSSSegmentLib.prompts.extra_axial import type_extra_axial
 from SSSSegmentLib.prompts.location import location_prior_rule
 from SSSSegmentLib.prompts.outcome import RuleOutcome
@@ -233,7 +233,8 @@ def _judge_class(
     pad, spacing = _view_padding(geometry, config), spacing_zyx(geometry)
     views = [component_view(comps, cid, hu_zyx, pad, spacing) for cid in range(1, comps.count + 1)]
     volumes = np.array([v.volume_ml for v in views])
-    continuity = continuity_outcomes(comps.slice_counts(hu_zyx.shape[0]), volumes, config.continuity, spacing[0])
+    groups = continuity_groups(comps.labels, join_reach(spacing[0], config.continuity.join_mm))
+    continuity = grouped_outcomes(comps.slice_counts(hu_zyx.shape[0]), volumes, groups, config.continuity, spacing[0])
     return [(v, _decide(v, _component_rules(v, c, anatomy, config))) for v, c in zip(views, continuity, strict=True)]
 
 
