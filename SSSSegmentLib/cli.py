@@ -148,7 +148,7 @@ def _cmd_segment(args: argparse.Namespace, out: Reporter) -> int:
 
     start = time.perf_counter()
     from . import api
-    from .inference import inference_config_for
+    from .inference import config_with_batch
     from .inference.timing import StageClock
 
     clock = StageClock()
@@ -172,7 +172,7 @@ def _cmd_segment(args: argparse.Namespace, out: Reporter) -> int:
     out.log(f"model: {loaded.source} on {loaded.device}{cpu_threads}")
     for line in loaded.notices():
         out.log(line)
-    config = dataclasses.replace(inference_config_for(loaded.model), batch_size=args.batch_size)
+    config = config_with_batch(loaded.model, args.batch_size)
     if args.refine != "model":
         config = dataclasses.replace(config, refine=args.refine == "on")
     out.log(f"SAM-2 decoder refinement: {'on' if config.refine else 'off'}")

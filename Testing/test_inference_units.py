@@ -169,3 +169,17 @@ def test_set_model_inference_script_stamps_a_copy(tmp_path):
     assert script["main"]([str(src), str(dst), "refine=false"]) == 2  # never replaces an existing file
     assert script["main"]([str(src), str(tmp_path / "x.safetensors"), "nonsense=1"]) == 2
     assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_a_models_recommended_batch_size_holds_unless_the_user_gives_one():
+    """The lite model recommends 2 slices a batch (its memory); --batch-size N overrides it, and a model
+    without a recommendation leaves it to the device default (None)."""
+    from types import SimpleNamespace
+
+    from SSSSegmentLib.inference import config_with_batch
+
+    lite_like = SimpleNamespace(checkpoint_info={"info": {"inference": {"batch_size": 2, "refine": False}}})
+    assert config_with_batch(lite_like, None).batch_size == 2
+    assert config_with_batch(lite_like, 5).batch_size == 5
+    assert config_with_batch(lite_like, 5).refine is False
+    assert config_with_batch(SimpleNamespace(checkpoint_info=None), None).batch_size is None

@@ -163,7 +163,7 @@ class CaseWorker:
             return
         from .. import api
         from ..fsutil import file_sha256
-        from ..inference import inference_config_for
+        from ..inference import config_with_batch
 
         spec = self.spec
         if spec.threads:
@@ -178,7 +178,7 @@ class CaseWorker:
                 raise CheckpointError(f"model file {weights} on {socket.gethostname()} is not the one the batch "
                                       "started with (its SHA-256 differs)")
         loaded = api.load_model(spec.preset, spec.checkpoint, spec.sam2_checkpoint, spec.device, spec.allow_untrained)
-        config = dataclasses.replace(inference_config_for(loaded.model), batch_size=spec.batch_size)
+        config = config_with_batch(loaded.model, spec.batch_size)
         if spec.refine != "model":
             config = dataclasses.replace(config, refine=spec.refine == "on")
         self._loaded, self._config = loaded, config

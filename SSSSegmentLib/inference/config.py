@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from ..errors import CheckpointError, SSSSegError
@@ -76,3 +76,12 @@ def inference_config_for(model: object) -> InferenceConfig:
         return InferenceConfig.from_dict(values)
     except (SSSSegError, TypeError) as exc:
         raise CheckpointError(f"checkpoint inference settings are invalid: {exc}") from None
+
+
+def config_with_batch(model: object, batch_size: int | None) -> InferenceConfig:
+    """``inference_config_for(model)`` with the encoder batch size a user gave (``--batch-size``);
+    None keeps the model's own recommendation (e.g. the lite model's 2, for its memory), else the
+    device default."""
+    config = inference_config_for(model)
+    return config if batch_size is None else replace(config, batch_size=batch_size)
+
