@@ -324,5 +324,18 @@ GATE = (
              (_GATE + "test_gate_refuses_a_version_worse_on_the_reference_set_even_when_held_out_dice_rose",)),
 )
 
+_GEOMETRY = "Testing/test_real_geometry.py::"
+SESSION_3 = (
+    Mutation("thin-slice-join-off", "real geometry (issue 21)", "parts of a class 5 mm apart along k are scored apart",
+             "SSSSegmentLib/prompts/continuity.py", "    return max(1, math.floor(join_mm / slice_mm + 1e-9))",
+             "    return 1",
+             (_GEOMETRY + "test_a_thin_slice_lesion_cut_in_two_by_one_missed_slice_is_kept_as_one_piece",)),
+    Mutation("model-batch-overridden", "lite inference (issue 22)", "--batch-size's None replaces the model's own",
+             "SSSSegmentLib/inference/config.py",
+             "    return config if batch_size is None else replace(config, batch_size=batch_size)",
+             "    return replace(config, batch_size=batch_size)",
+             ("Testing/test_inference_units.py::test_a_models_recommended_batch_size_holds_unless_the_user_gives_one",)),
+)
+
 MUTATIONS: tuple[Mutation, ...] = (PROMPTS + VOLUMES + SEGFILES + TRAINING + SLICER + MODEL + FALSE_ALARMS
-                                   + INTERACTIVE + SPEED + DECODER_TUNE + INPUT_SAFETY + BATCH + GATE)
+                                   + INTERACTIVE + SPEED + DECODER_TUNE + INPUT_SAFETY + BATCH + GATE + SESSION_3)
