@@ -143,12 +143,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cmd_segment(args: argparse.Namespace, out: Reporter) -> int:
-    import dataclasses
     import time
 
     start = time.perf_counter()
     from . import api
-    from .inference import config_with_batch
+    from .inference import config_for_run
     from .inference.timing import StageClock
 
     clock = StageClock()
@@ -172,9 +171,7 @@ def _cmd_segment(args: argparse.Namespace, out: Reporter) -> int:
     out.log(f"model: {loaded.source} on {loaded.device}{cpu_threads}")
     for line in loaded.notices():
         out.log(line)
-    config = config_with_batch(loaded.model, args.batch_size)
-    if args.refine != "model":
-        config = dataclasses.replace(config, refine=args.refine == "on")
+    config = config_for_run(loaded.model, args.batch_size, args.refine)
     out.log(f"SAM-2 decoder refinement: {'on' if config.refine else 'off'}")
     result = api.segment_volume(volume, loaded, config, out.progress, out.log)
     with clock.stage("write"), writing_outputs(written):

@@ -176,10 +176,14 @@ def test_a_models_recommended_batch_size_holds_unless_the_user_gives_one():
     without a recommendation leaves it to the device default (None)."""
     from types import SimpleNamespace
 
-    from SSSSegmentLib.inference import config_with_batch
+    from SSSSegmentLib.inference import config_for_run
 
     lite_like = SimpleNamespace(checkpoint_info={"info": {"inference": {"batch_size": 2, "refine": False}}})
-    assert config_with_batch(lite_like, None).batch_size == 2
-    assert config_with_batch(lite_like, 5).batch_size == 5
-    assert config_with_batch(lite_like, 5).refine is False
-    assert config_with_batch(SimpleNamespace(checkpoint_info=None), None).batch_size is None
+    assert config_for_run(lite_like, None).batch_size == 2
+    assert config_for_run(lite_like, 5).batch_size == 5
+    assert config_for_run(lite_like, 5).refine is False
+    assert config_for_run(SimpleNamespace(checkpoint_info=None), None).batch_size is None
+    # --refine on/off overrides the model's refine and leaves its batch size; "model" keeps both
+    assert config_for_run(lite_like, None, "on").refine is True
+    assert config_for_run(lite_like, None, "on").batch_size == 2
+    assert config_for_run(lite_like, 5, "model").refine is False

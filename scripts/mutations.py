@@ -332,8 +332,8 @@ SESSION_3 = (
              (_GEOMETRY + "test_a_thin_slice_lesion_cut_in_two_by_one_missed_slice_is_kept_as_one_piece",)),
     Mutation("model-batch-overridden", "lite inference (issue 22)", "--batch-size's None replaces the model's own",
              "SSSSegmentLib/inference/config.py",
-             "    return config if batch_size is None else replace(config, batch_size=batch_size)",
-             "    return replace(config, batch_size=batch_size)",
+             "    if batch_size is not None:\n        config = replace(config, batch_size=batch_size)",
+             "    config = replace(config, batch_size=batch_size)",
              ("Testing/test_inference_units.py::test_a_models_recommended_batch_size_holds_unless_the_user_gives_one",)),
 )
 

@@ -10,7 +10,6 @@ batch driver once the case's row is on disk (see :mod:`.engine`).
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import shutil
 import socket
@@ -163,7 +162,7 @@ class CaseWorker:
             return
         from .. import api
         from ..fsutil import file_sha256
-        from ..inference import config_with_batch
+        from ..inference import config_for_run
 
         spec = self.spec
         if spec.threads:
@@ -178,9 +177,7 @@ class CaseWorker:
                 raise CheckpointError(f"model file {weights} on {socket.gethostname()} is not the one the batch "
                                       "started with (its SHA-256 differs)")
         loaded = api.load_model(spec.preset, spec.checkpoint, spec.sam2_checkpoint, spec.device, spec.allow_untrained)
-        config = config_with_batch(loaded.model, spec.batch_size)
-        if spec.refine != "model":
-            config = dataclasses.replace(config, refine=spec.refine == "on")
+        config = config_for_run(loaded.model, spec.batch_size, spec.refine)
         self._loaded, self._config = loaded, config
 
 

@@ -1,6 +1,6 @@
 """Inference: CT volume -> SAM-2 slice features -> coarse probabilities -> PCPG prompts -> refined labels."""
 
-from .config import InferenceConfig, config_with_batch, inference_config_for
+from .config import InferenceConfig, config_for_run, inference_config_for
 from .pipeline import SegmentationResult, segment_volume
 
-__all__ = ["InferenceConfig", "SegmentationResult", "config_with_batch", "inference_config_for", "segment_volume"]
+__all__ = ["InferenceConfig", "SegmentationResult", "config_for_run", "inference_config_for", "segment_volume"]

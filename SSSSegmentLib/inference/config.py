@@ -78,10 +78,11 @@ def inference_config_for(model: object) -> InferenceConfig:
         raise CheckpointError(f"checkpoint inference settings are invalid: {exc}") from None
 
 
-def config_with_batch(model: object, batch_size: int | None) -> InferenceConfig:
-    """``inference_config_for(model)`` with the encoder batch size a user gave (``--batch-size``);
-    None keeps the model's own recommendation (e.g. the lite model's 2, for its memory), else the
-    device default."""
+def config_for_run(model: object, batch_size: int | None = None, refine: str = "model") -> InferenceConfig:
+    """``inference_config_for(model)`` with what a user gave on the command line: the encoder batch size
+    (``--batch-size``; None keeps the model's own recommendation, e.g. the lite model's 2 for its
+    memory, else the device default) and ``--refine`` ("model" keeps the model's, "on", "off")."""
     config = inference_config_for(model)
-    return config if batch_size is None else replace(config, batch_size=batch_size)
-
+    if batch_size is not None:
+        config = replace(config, batch_size=batch_size)
+    return config if refine == "model" else replace(config, refine=refine == "on")
